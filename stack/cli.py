@@ -1,0 +1,145 @@
+"""`lakehouse`: bring the local stack up and down, report its health, run the test suite.
+
+    lakehouse setup    install what is missing (JVM jars, PostgreSQL, the Flink virtualenv)
+    lakehouse up       setup, start every service, wait until healthy, print the URLs
+    lakehouse down     stop every service `up` started (data is kept)
+    lakehouse status   one line per service: running/stopped, healthy or not, endpoint
+    lakehouse reset    down, then delete the data directory (asks, unless --yes)
+    lakehouse test     setup, then the unit and the integration tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+
+from stack import jvm
+from stack.config import PROJECT_ROOT, ConfigError, StackConfig
+from stack.procs import StartError, Supervisor
+from stack.services import Postgres, Service, all_services
+
+
+def _supervisor(cfg: StackConfig) -> Supervisor:
+    return Supervisor(cfg.run_dir, cfg.log_dir, cfg.host)
+
+
+def setup(cfg: StackConfig) -> None:
+    started = time.monotonic()
+    jvm.java_home()
+    jvm.resolve_jars(cfg.jvm_lib_dir, cfg.log_dir)
+    postgres = Postgres(cfg)
+    if postgres.managed:
+        postgres.install()
+    print(f"setup: ok ({time.monotonic() - started:.1f}s)", flush=True)
+
+
+def up(cfg: StackConfig) -> None:
+    started = time.monotonic()
+    setup(cfg)
+    sup = _supervisor(cfg)
+    for service in all_services(cfg):
+        t0 = time.monotonic()
+        if service.managed:
+            service.prepare()
+            state = sup.start(service.spec())
+        else:
+            service.check_external()
+            state = "external"
+        service.bootstrap()
+        print(f"  {service.name:<18} {state:<9} {time.monotonic() - t0:5.1f}s  {service.endpoint()}", flush=True)
+    print(f"up: all services healthy in {time.monotonic() - started:.1f}s")
+    print(f"  Dagster UI     http://{cfg.host}:{cfg.dagster_port}")
+    print(f"  MLflow UI      {cfg.mlflow_tracking_uri}")
+    print(f"  logs           {cfg.log_dir}")
+
+
+def down(cfg: StackConfig) -> None:
+    sup = _supervisor(cfg)
+    for service in reversed(all_services(cfg)):
+        if service.managed:
+            print(f"  {service.name:<18} {sup.stop(service.spec())}", flush=True)
+
+
+def status(cfg: StackConfig) -> int:
+    sup = _supervisor(cfg)
+    unhealthy = 0
+    for service in all_services(cfg):
+        state = _state(sup, service)
+        unhealthy += state != "healthy" and state != "external, healthy"
+        print(f"{service.name:<18} {state:<22} {service.endpoint()}")
+    return 1 if unhealthy else 0
+
+
+def _state(sup: Supervisor, service: Service) -> str:
+    if not service.managed:
+        try:
+            service.check_external()
+            return "external, healthy"
+        except ConfigError:
+            return "external, unreachable"
+    pid = sup.pid(service.name)
+    if pid is None:
+        return "stopped"
+    return "healthy" if service.healthy() else f"running (pid {pid}), unhealthy"
+
+
+def reset(cfg: StackConfig, yes: bool) -> None:
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("reset deletes all data: pass --yes to confirm when not on a terminal")
+        answer = input(f"Stop everything and delete {cfg.data_dir}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("reset: cancelled")
+            return
+    down(cfg)
+    shutil.rmtree(cfg.data_dir, ignore_errors=True)
+    print(f"reset: deleted {cfg.data_dir}")
+
+
+def test(cfg: StackConfig, pytest_args: list[str]) -> int:
+    """Unit tests, then integration tests (which start their own services on free ports)."""
+    setup(cfg)
+    for marker in ("unit", "integration"):
+        print(f"\n=== pytest -m {marker}", flush=True)
+        code = subprocess.call([sys.executable, "-m", "pytest", "-m", marker, *pytest_args], cwd=PROJECT_ROOT)
+        if code == 5:
+            print(f"no {marker} tests were collected: that is a failure", file=sys.stderr)
+            return 5
+        if code != 0:
+            return code
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("setup", "up", "down", "status"):
+        sub.add_parser(name)
+    sub.add_parser("reset").add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub.add_parser("test").add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
+    args = parser.parse_args(argv)
+    try:
+        cfg = StackConfig.from_env()
+        if args.command == "setup":
+            setup(cfg)
+        elif args.command == "up":
+            up(cfg)
+        elif args.command == "down":
+            down(cfg)
+        elif args.command == "status":
+            return status(cfg)
+        elif args.command == "reset":
+            reset(cfg, args.yes)
+        elif args.command == "test":
+            return test(cfg, args.pytest_args)
+    except (ConfigError, StartError) as exc:
+        print(f"lakehouse {args.command}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

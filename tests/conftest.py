@@ -1,0 +1,126 @@
+"""Shared fixtures. Integration fixtures start real services (Kafka, PostgreSQL, Spark Connect,
+MLflow) on free ports under one temporary directory, with the same start-up code `lakehouse up` uses,
+and stop them at the end of the session, also when tests fail or the session is interrupted."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stack.config import StackConfig
+from stack.procs import Supervisor, free_port
+from stack.services import Kafka, MLflow, Postgres, Service, SparkConnect
+
+
+def _test_config(root: Path) -> StackConfig:
+    return StackConfig(
+        data_dir=root,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        kafka_heap="384m",
+        postgres_port=free_port(),
+        mlflow_port=free_port(),
+        dagster_port=free_port(),
+        spark_connect_port=free_port(),
+        spark_driver_memory=os.environ.get("TEST_SPARK_DRIVER_MEMORY", "2g"),
+        spark_local_cores="2",
+        flink_rest_port=free_port(),
+        dashboard_port=free_port(),
+        simulator_enabled=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="lakehouse-it-"))
+    root.chmod(0o755)  # the postgres OS user must traverse it when tests run as root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack_cfg(stack_root: Path) -> StackConfig:
+    return _test_config(stack_root)
+
+
+@pytest.fixture(scope="session")
+def supervisor(stack_cfg: StackConfig) -> Supervisor:
+    return Supervisor(stack_cfg.run_dir, stack_cfg.log_dir, stack_cfg.host)
+
+
+class _Running:
+    """Services started by this session, stopped in reverse order at exit (atexit as a last resort)."""
+
+    def __init__(self, supervisor: Supervisor):
+        self.supervisor = supervisor
+        self.started: list[Service] = []
+        atexit.register(self.stop_all)
+
+    def start(self, service: Service) -> None:
+        service.prepare()
+        self.started.append(service)
+        self.supervisor.start(service.spec())
+        service.bootstrap()
+
+    def stop_all(self) -> None:
+        while self.started:
+            self.supervisor.stop(self.started.pop().spec())
+
+
+@pytest.fixture(scope="session")
+def services(supervisor: Supervisor) -> Iterator[_Running]:
+    running = _Running(supervisor)
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture(scope="session")
+def postgres_service(stack_cfg: StackConfig, services: _Running) -> Postgres:
+    service = Postgres(stack_cfg)
+    service.install()
+    services.start(service)
+    return service
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_service: Postgres, stack_cfg: StackConfig) -> str:
+    """URL of the migrated analytics database of a real, test-owned PostgreSQL."""
+    return stack_cfg.postgres_url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack_cfg: StackConfig, services: _Running) -> str:
+    """bootstrap.servers of a real, test-owned KRaft broker with the stack's topics created."""
+    services.start(Kafka(stack_cfg))
+    return stack_cfg.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def spark_remote(stack_cfg: StackConfig, services: _Running) -> str:
+    """sc:// URL of a real, test-owned Spark Connect server with the Kafka source and Delta."""
+    services.start(SparkConnect(stack_cfg))
+    return stack_cfg.spark_remote
+
+
+@pytest.fixture(scope="session")
+def spark(spark_remote: str):
+    from resources.spark import SparkResource
+
+    session = SparkResource(remote=spark_remote).get_session()
+    yield session
+    # Stop the client before the server goes away: pyspark's exit hook would otherwise retry
+    # its clean-up calls against a dead server for minutes.
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(stack_cfg: StackConfig, postgres_url: str, services: _Running) -> str:
+    """Tracking URI of a real, test-owned MLflow server backed by the test PostgreSQL."""
+    services.start(MLflow(stack_cfg))
+    return stack_cfg.mlflow_tracking_uri
