@@ -56,14 +56,14 @@ def _java_major(java: Path) -> int:
     return int(match.group(2) or 0) if major == 1 else major
 
 
-def _pom_hash() -> str:
-    return hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
+def _pom_hash(pom: Path) -> str:
+    return hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
 
 
-def resolve_jars(lib_dir: Path, log_dir: Path) -> None:
-    """Resolve every profile of jvm/pom.xml into lib_dir/<profile>/ (idempotent)."""
+def resolve_jars(lib_dir: Path, log_dir: Path, pom: Path = POM) -> None:
+    """Resolve every profile of the pom into lib_dir/<profile>/ (idempotent)."""
     stamp = lib_dir / ".resolved"
-    if stamp.exists() and stamp.read_text().strip() == _pom_hash():
+    if stamp.exists() and stamp.read_text().strip() == _pom_hash(pom):
         return
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -78,17 +78,17 @@ def resolve_jars(lib_dir: Path, log_dir: Path) -> None:
             shutil.rmtree(target)
         with open(log, "ab") as out:
             result = subprocess.run(
-                [mvn, "-B", "-q", "-f", str(POM), "-P", profile, f"-Dlib.dir={lib_dir}", "package"],
+                [mvn, "-B", "-q", "-f", str(pom), "-P", profile, f"-Dlib.dir={lib_dir}", "package"],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "JAVA_HOME": str(java_home())},
             )
         if result.returncode != 0:
             raise ConfigError(
-                f"Maven could not resolve the '{profile}' artifacts of {POM} (log: {log}). "
+                f"Maven could not resolve the '{profile}' artifacts of {pom} (log: {log}). "
                 "Check access to Maven Central (or a mirror in ~/.m2/settings.xml) and the versions in the pom."
             )
-    shutil.rmtree(PROJECT_ROOT / "jvm" / "target", ignore_errors=True)
-    stamp.write_text(_pom_hash())
+    shutil.rmtree(pom.parent / "target", ignore_errors=True)
+    stamp.write_text(_pom_hash(pom))
 
 
 def jars(lib_dir: Path, profile: str) -> list[Path]:

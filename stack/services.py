@@ -155,8 +155,11 @@ class Kafka(Service):
     def healthy(self) -> bool:
         from confluent_kafka.admin import AdminClient
 
+        host, _, port = self.cfg.kafka_bootstrap.split(",")[0].rpartition(":")
+        if not port_open(host, int(port)):
+            return False
         try:
-            AdminClient({"bootstrap.servers": self.cfg.kafka_bootstrap}).list_topics(timeout=2)
+            AdminClient({"bootstrap.servers": self.cfg.kafka_bootstrap, "log_level": 0}).list_topics(timeout=3)
             return True
         except Exception:
             return False
@@ -405,7 +408,11 @@ class MLflow(Service):
                   "--workers", "1", "--serve-artifacts",
                   "--artifacts-destination", str(self.cfg.data_dir / "mlflow" / "artifacts")],
             # The store URI travels in the environment, not argv, so `ps` never shows a password.
-            env={"MLFLOW_BACKEND_STORE_URI": self.cfg.mlflow_postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)},
+            env={
+                "MLFLOW_BACKEND_STORE_URI": self.cfg.mlflow_postgres_url.replace("postgresql://", "postgresql+psycopg://", 1),
+                # The GenAI job runner (a Huey consumer per job type, ~250 MB each) is not used here.
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            },
             ports={"MLFLOW_PORT": self.cfg.mlflow_port},
             healthy=self.healthy,
             start_timeout_s=120,
