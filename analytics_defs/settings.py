@@ -15,6 +15,7 @@ from resources.kafka import KafkaResource
 from resources.mlflow import MLflowResource
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
+from resources.warehouse import WarehouseResource
 from stack.config import StackConfig
 
 
@@ -32,10 +33,5 @@ def build_resources(environ: dict[str, str] | None = None) -> dict[str, dg.Confi
         ),
         "postgres": PostgresResource(url=dg.EnvVar("POSTGRES_URL") if env.get("POSTGRES_URL") else cfg.postgres_url),
         "mlflow": MLflowResource(tracking_uri=cfg.mlflow_tracking_uri),
+        "warehouse": WarehouseResource(root=env.get("LAKEHOUSE_WAREHOUSE") or str(cfg.warehouse_dir)),
     }
-
-
-def warehouse_dir(environ: dict[str, str] | None = None) -> str:
-    """Root of the Delta tables."""
-    env = os.environ if environ is None else environ
-    return str(StackConfig.from_env(dict(env)).warehouse_dir)

@@ -21,6 +21,7 @@ the main virtualenv (stack/flink.py) and the Flink virtualenv (flink_cep/job.py)
 | FLINK_WATERMARK_INTERVAL_MS   | 10                                        | rowtime only: periodic watermark interval |
 | FLINK_IDLE_TIMEOUT_MS         | 1000                                      | rowtime only: partition idleness timeout  |
 | FLINK_HEAP                    | 1536m                                     | heap of the embedded mini-cluster JVM     |
+| FLINK_CEP_RULES               | all five                                  | comma-separated rule names to run         |
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.detection import RULE_SEVERITY
 from contract.topics import SECURITY_ALERTS, USER_EVENTS
 
 PROCTIME = "proctime"
 ROWTIME = "rowtime"
 JOB_NAME = "lakehouse-cep"
+ALL_RULES: tuple[str, ...] = tuple(RULE_SEVERITY)
 
 
 class SettingsError(ValueError):
@@ -68,6 +71,7 @@ class JobSettings:
     watermark_interval_ms: int = 10
     idle_timeout_ms: int = 1000
     heap: str = "1536m"
+    rules: tuple[str, ...] = ALL_RULES
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> JobSettings:
@@ -76,6 +80,10 @@ class JobSettings:
         time_mode = (env.get("FLINK_CEP_TIME") or PROCTIME).strip().lower()
         if time_mode not in (PROCTIME, ROWTIME):
             raise SettingsError(f"FLINK_CEP_TIME must be {PROCTIME} or {ROWTIME}, not {time_mode!r}")
+        rules = tuple(r.strip() for r in (env.get("FLINK_CEP_RULES") or "").split(",") if r.strip()) or ALL_RULES
+        unknown = sorted(set(rules) - set(ALL_RULES))
+        if unknown:
+            raise SettingsError(f"FLINK_CEP_RULES names unknown rules {unknown}; known: {', '.join(ALL_RULES)}")
         return cls(
             bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or cls.bootstrap_servers,
             input_topic=env.get("FLINK_CEP_INPUT_TOPIC") or USER_EVENTS,
@@ -92,6 +100,7 @@ class JobSettings:
             watermark_interval_ms=_int(env, "FLINK_WATERMARK_INTERVAL_MS", cls.watermark_interval_ms, 1),
             idle_timeout_ms=_int(env, "FLINK_IDLE_TIMEOUT_MS", cls.idle_timeout_ms, 1),
             heap=env.get("FLINK_HEAP") or cls.heap,
+            rules=rules,
         )
 
     @property

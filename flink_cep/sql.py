@@ -47,6 +47,8 @@ SINK_TABLE = "security_alerts_sink"
 EARTH_RADIUS_KM = 6371.0088  # the same sphere as simulator.geo.haversine_km
 HALF_EARTH_CIRCUMFERENCE_KM = 20_016.0
 _PAD = 15  # digits of the zero-padded occurred_at in evidence sort keys
+# event ids are UUIDs (contract.user_events); anything else cannot be evidence (the bronze layer quarantines it)
+UUID_RE = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 def _q(value: str) -> str:
@@ -155,7 +157,7 @@ SELECT event_id, event_type, user_id, occurred_at, ip, country, lat, lon,
   {_epoch_ms("broker_ts")} AS broker_ms, {time_col}
 FROM {SOURCE_TABLE}
 WHERE event_id IS NOT NULL AND user_id IS NOT NULL AND event_type IS NOT NULL AND occurred_at IS NOT NULL
-  AND CHAR_LENGTH(event_id) = 36 AND POSITION(',' IN event_id) = 0""",
+  AND REGEXP(event_id, '{UUID_RE}')""",
         f"CREATE TEMPORARY VIEW activity AS SELECT {', '.join(base[:-1])}, ip, {time_col} FROM cep_events",
         f"""CREATE TEMPORARY VIEW logins AS
 SELECT {', '.join(base[:-1])}, event_type, ip, {time_col} FROM cep_events
@@ -183,7 +185,9 @@ def _key(var: str) -> str:
 
 def evidence_ids_expr(keys: str) -> str:
     """Comma-joined event ids in (occurred_at, event_id) order, from comma-joined sort keys."""
-    return f"REGEXP_REPLACE(ARRAY_JOIN(ARRAY_SORT(SPLIT({keys}, ',')), ','), '(^|,)[0-9]{{{_PAD}}}~', '$1')"
+    # Flink's REGEXP_REPLACE takes the replacement literally (no $1), so the prefix alone is removed:
+    # 15 digits and '~' cannot occur inside an event id (a UUID: at most 12 hex digits in a row, no '~').
+    return f"REGEXP_REPLACE(ARRAY_JOIN(ARRAY_SORT(SPLIT({keys}, ',')), ','), '[0-9]{{{_PAD}}}~', '')"
 
 
 def alert_id_expr(rule: str, subject: str, ids: str) -> str:
@@ -378,7 +382,7 @@ FROM (
 
 
 def insert_sql(t: DetectionThresholds, s: JobSettings) -> str:
-    union = "\nUNION ALL\n".join(alert_select(r) for r in rules(t, s))
+    union = "\nUNION ALL\n".join(alert_select(r) for r in rules(t, s) if r.name in s.rules)
     return f"INSERT INTO {SINK_TABLE}\n{union}"
 
 

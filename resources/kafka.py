@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
@@ -30,6 +33,20 @@ class PartitionRange:
     @property
     def count(self) -> int:
         return self.end - self.start
+
+
+def ranges_to_json(ranges: Iterable[PartitionRange]) -> str:
+    """{"<partition>": [start, end], ...}: how offset ranges travel in run tags and metadata."""
+    return json.dumps({str(r.partition): [r.start, r.end] for r in ranges}, separators=(",", ":"))
+
+
+def ranges_from_json(value: str) -> list[PartitionRange]:
+    ranges = (PartitionRange(int(p), int(start), int(end)) for p, (start, end) in json.loads(value).items())
+    return sorted(ranges, key=lambda r: r.partition)
+
+
+class WindowNotClosed(RuntimeError):
+    """The window's end (plus grace) has not passed yet: its offset range is not final."""
 
 
 def ensure_topics(admin: AdminClient, specs: Iterable[TopicSpec], timeout_s: float = 30) -> list[str]:
@@ -91,41 +108,87 @@ class KafkaResource(dg.ConfigurableResource):
             }
         )
 
-    def _offsets_client(self) -> Consumer:
-        # A consumer used only for metadata and offset look-ups: it never subscribes, never polls
-        # payloads and never commits (enable.auto.commit is off and no group is joined).
-        return Consumer(
+    @contextmanager
+    def offset_reader(self, topic: str) -> Iterator[OffsetReader]:
+        """One metadata connection for many offset look-ups on `topic` (e.g. a whole sensor tick)."""
+        # A consumer used only for metadata and offset look-ups: it never subscribes, never fetches
+        # payloads and never commits (auto-commit is off and no group is ever joined).
+        client = Consumer(
             {
                 "bootstrap.servers": self.bootstrap_servers,
                 "group.id": "lakehouse-offset-queries",
                 "enable.auto.commit": False,
-                "enable.partition.eof": False,
             }
         )
-
-    def partitions(self, topic: str) -> list[int]:
-        metadata = self.admin().list_topics(topic, timeout=self.request_timeout_s)
-        info = metadata.topics.get(topic)
-        if info is None or info.error is not None:
-            raise KafkaException(info.error if info else f"topic {topic} not found")
-        return sorted(info.partitions)
+        try:
+            metadata = client.list_topics(topic, timeout=self.request_timeout_s)
+            info = metadata.topics.get(topic)
+            if info is None or info.error is not None:
+                raise KafkaException(info.error if info else f"topic {topic} not found")
+            yield OffsetReader(client, topic, sorted(info.partitions), self.request_timeout_s)
+        finally:
+            client.close()
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
-        """partition -> (low, high) offsets; high is the offset the next message will get."""
-        client = self._offsets_client()
-        try:
-            return {
-                p: client.get_watermark_offsets(TopicPartition(topic, p), timeout=self.request_timeout_s)
-                for p in self.partitions(topic)
-            }
-        finally:
-            client.close()
+        with self.offset_reader(topic) as reader:
+            return reader.watermarks()
 
     def offsets_for_times(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        with self.offset_reader(topic) as reader:
+            return reader.offsets_for_times(timestamp_ms)
+
+    def window_ranges(self, topic: str, start_ms: int, end_ms: int, grace_ms: int = 2000) -> list[PartitionRange]:
+        with self.offset_reader(topic) as reader:
+            return reader.window_ranges(start_ms, end_ms, grace_ms)
+
+
+@dataclass
+class OffsetReader:
+    """Offset look-ups on one topic through one client."""
+
+    client: Consumer
+    topic: str
+    partitions: list[int]
+    timeout_s: float
+
+    def watermarks(self) -> dict[int, tuple[int, int]]:
+        """partition -> (low, high) offsets; high is the offset the next message will get."""
+        return {
+            p: self.client.get_watermark_offsets(TopicPartition(self.topic, p), timeout=self.timeout_s)
+            for p in self.partitions
+        }
+
+    def offsets_for_times(self, timestamp_ms: int) -> dict[int, int]:
         """partition -> first offset whose broker timestamp is >= timestamp_ms, or -1 if none yet."""
-        client = self._offsets_client()
-        try:
-            query = [TopicPartition(topic, p, timestamp_ms) for p in self.partitions(topic)]
-            return {tp.partition: tp.offset for tp in client.offsets_for_times(query, timeout=self.request_timeout_s)}
-        finally:
-            client.close()
+        query = [TopicPartition(self.topic, p, timestamp_ms) for p in self.partitions]
+        return {tp.partition: tp.offset for tp in self.client.offsets_for_times(query, timeout=self.timeout_s)}
+
+    def window_ranges(
+        self, start_ms: int, end_ms: int, grace_ms: int = 2000, now_ms: int | None = None
+    ) -> list[PartitionRange]:
+        """The exact offsets [start, end) per partition of the messages with broker timestamp in
+        [start_ms, end_ms). Needs LogAppendTime (timestamps monotonic per partition).
+
+        The range is final once broker time has passed `end_ms`: no message appended later can carry an
+        earlier timestamp. `grace_ms` covers the clock difference between this host and the broker.
+        Watermarks are read *before* the time look-ups, so a partition with nothing at or after `end_ms`
+        ends at a high watermark that can only hold messages older than `end_ms`.
+        """
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if now_ms < end_ms + grace_ms:
+            raise WindowNotClosed(
+                f"window [{start_ms}, {end_ms}) of {self.topic} closes at {end_ms + grace_ms} ms (broker time); "
+                f"now is {now_ms}"
+            )
+        high = {p: marks[1] for p, marks in self.watermarks().items()}
+        starts = self.offsets_for_times(start_ms)
+        ends = self.offsets_for_times(end_ms)
+        return [PartitionRange(p, _or_high(starts[p], high[p]), _or_high(ends[p], high[p])) for p in self.partitions]
+
+    def boundary(self, timestamp_ms: int, high: dict[int, int]) -> dict[int, int]:
+        """partition -> offset of the first message at or after timestamp_ms (high watermark if none)."""
+        return {p: _or_high(o, high[p]) for p, o in self.offsets_for_times(timestamp_ms).items()}
+
+
+def _or_high(offset: int, high: int) -> int:
+    return offset if offset >= 0 else high

@@ -24,6 +24,9 @@ DELTA_SESSION_CONF: dict[str, str] = {
     # would mostly schedule empty tasks.
     "spark.sql.shuffle.partitions": "4",
     "spark.sql.adaptive.enabled": "true",
+    # Delta rebuilds table state in a Spark job after commits; its default of 50 partitions is
+    # made for clusters and costs seconds per commit on a few local cores.
+    "spark.databricks.delta.snapshotPartitions": "2",
     "spark.ui.showConsoleProgress": "false",
 }
 
@@ -42,9 +45,9 @@ class SparkResource(dg.ConfigurableResource):
         if self.master:
             return self._classic_session()
         if self.remote:
-            from pyspark.sql.connect.session import SparkSession as RemoteSparkSession
-
-            return RemoteSparkSession.builder.remote(self.remote).getOrCreate()
+            # The generic builder (not pyspark.sql.connect's) also switches pyspark.sql.functions
+            # into Connect mode for this process.
+            return SparkSession.builder.remote(self.remote).getOrCreate()
         raise ConfigError(
             "Spark is not configured: set SPARK_REMOTE (e.g. sc://127.0.0.1:15002, the server `make up` starts) "
             "or SPARK_MASTER (e.g. local[2] or spark://host:7077)."

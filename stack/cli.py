@@ -5,6 +5,7 @@
     lakehouse down     stop every service `up` started (data is kept)
     lakehouse status   one line per service: running/stopped, healthy or not, endpoint
     lakehouse reset    down, then delete the data directory (asks, unless --yes)
+    lakehouse reconcile  per closed window: Kafka messages vs bronze + quarantine rows
     lakehouse test     setup, then the unit and the integration tests
 """
 
@@ -113,12 +114,32 @@ def test(cfg: StackConfig, pytest_args: list[str]) -> int:
     return 0
 
 
+def reconcile(cfg: StackConfig, minutes: int) -> int:
+    from analytics_defs.constants import BRONZE_QUARANTINE_TABLE, BRONZE_USER_EVENTS_TABLE
+    from contract.topics import USER_EVENTS
+    from resources.kafka import KafkaResource
+    from stack.reconcile import format_report, reconcile as balance
+
+    now_ms = int(time.time() * 1000) - 2000
+    balances = balance(
+        KafkaResource(bootstrap_servers=cfg.kafka_bootstrap),
+        USER_EVENTS,
+        str(cfg.warehouse_dir / BRONZE_USER_EVENTS_TABLE),
+        str(cfg.warehouse_dir / BRONZE_QUARANTINE_TABLE),
+        now_ms - minutes * 60_000,
+        now_ms,
+    )
+    print(format_report(balances))
+    return 1 if any(b.status == "MISMATCH" for b in balances) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("setup", "up", "down", "status"):
         sub.add_parser(name)
     sub.add_parser("reset").add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub.add_parser("reconcile").add_argument("--minutes", type=int, default=60, help="how far back (default 60)")
     sub.add_parser("test").add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
     args = parser.parse_args(argv)
     try:
@@ -133,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return status(cfg)
         elif args.command == "reset":
             reset(cfg, args.yes)
+        elif args.command == "reconcile":
+            return reconcile(cfg, args.minutes)
         elif args.command == "test":
             return test(cfg, args.pytest_args)
     except (ConfigError, StartError) as exc:

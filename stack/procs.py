@@ -161,6 +161,8 @@ class Supervisor:
             _signal_group(pid, signal.SIGKILL)
             wait_until(lambda: not group_members(pid), 10, 0.1)
         _reap(pid)
+        # the kernel may take a moment to release the listening sockets of a process that just exited
+        wait_until(lambda: not any(port_open(self.host, p) for p in spec.ports.values()), 10, 0.1)
         self.pid_file(spec.name).unlink(missing_ok=True)
         return "stopped"
 

@@ -347,7 +347,8 @@ class SparkConnect(Service):
             "spark.ui.enabled": "false",
             "spark.sql.warehouse.dir": str(self.cfg.warehouse_dir / "spark-warehouse"),
             "spark.local.dir": str(self.cfg.data_dir / "spark" / "tmp"),
-            "spark.driver.extraJavaOptions": "-Djava.net.preferIPv4Stack=true -XX:+UseG1GC",
+            "spark.driver.extraJavaOptions": "-Djava.net.preferIPv4Stack=true -XX:+UseG1GC "
+            f"-Dlog4j2.configurationFile={self.log4j_config}",
         }
         argv = [
             str(spark_home / "bin" / "spark-submit"),
@@ -369,9 +370,21 @@ class SparkConnect(Service):
             start_timeout_s=120,
         )
 
+    @property
+    def log4j_config(self) -> Path:
+        return self.cfg.data_dir / "spark" / "log4j2.properties"
+
     def prepare(self) -> None:
         (self.cfg.data_dir / "spark" / "tmp").mkdir(parents=True, exist_ok=True)
         self.cfg.warehouse_dir.mkdir(parents=True, exist_ok=True)
+        # Spark's default INFO level logs every Connect plan: megabytes per minute, and CPU.
+        self.log4j_config.write_text(
+            "rootLogger.level=WARN\nrootLogger.appenderRef.out.ref=out\n"
+            "appender.out.type=Console\nappender.out.name=out\nappender.out.target=SYSTEM_ERR\n"
+            "appender.out.layout.type=PatternLayout\nappender.out.layout.pattern=%d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n\n"
+            "logger.connect.name=org.apache.spark.sql.connect.service.SparkConnectServer\nlogger.connect.level=INFO\n"
+            "logger.procfs.name=org.apache.spark.executor.ProcfsMetricsGetter\nlogger.procfs.level=ERROR\n"
+        )
 
     def healthy(self) -> bool:
         return port_open(self.cfg.host, self.cfg.spark_connect_port)
@@ -513,7 +526,37 @@ class DagsterDaemon(Service):
             return False
 
 
+# ---------------------------------------------------------------------------------- Simulator
+class Simulator(Service):
+    """Simulated user traffic at a modest real-time rate, so data flows after `up` (SIMULATOR_ENABLED=0
+    switches it off). Its ground truth is written under <data>/simulator/<run id>/ when it stops."""
+
+    name = "simulator"
+
+    def endpoint(self) -> str:
+        return f"{self.cfg.simulator_rate} events/s -> {self.cfg.kafka_bootstrap}"
+
+    def spec(self) -> ProcessSpec:
+        rate = self.cfg.simulator_rate
+        return ProcessSpec(
+            name=self.name,
+            argv=[sys.executable, "-m", "simulator", "--clock", "realtime", "--rate", str(rate),
+                  "--users", str(max(1000, 25 * rate)), "--bootstrap-servers", self.cfg.kafka_bootstrap],
+            env={"LAKEHOUSE_DATA_DIR": str(self.cfg.data_dir)},
+            cwd=PROJECT_ROOT,
+            start_timeout_s=30,
+        )
+
+
 def all_services(cfg: StackConfig) -> list[Service]:
     """Every service, in start order (stop order is the reverse)."""
-    return [Postgres(cfg), Kafka(cfg), SparkConnect(cfg), MLflow(cfg), DagsterWebserver(cfg), DagsterDaemon(cfg)]
+    return [
+        Postgres(cfg),
+        Kafka(cfg),
+        SparkConnect(cfg),
+        MLflow(cfg),
+        DagsterWebserver(cfg),
+        DagsterDaemon(cfg),
+        *([Simulator(cfg)] if cfg.simulator_enabled else []),
+    ]
 

@@ -11,7 +11,7 @@ def test_definitions_load_and_validate():
 
     dg.Definitions.validate_loadable(defs)
     repo = defs.get_repository_def()
-    assert {"kafka", "spark", "postgres", "mlflow"} <= set(repo.get_top_level_resources())
+    assert {"kafka", "spark", "postgres", "mlflow", "warehouse"} <= set(repo.get_top_level_resources())
 
 
 def test_postgres_url_from_environment_is_an_env_var_not_a_literal(monkeypatch):
