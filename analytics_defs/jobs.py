@@ -3,12 +3,10 @@
 import dagster as dg
 
 from analytics_defs.constants import BRONZE_QUARANTINE, BRONZE_USER_EVENTS
-from analytics_defs.partitions import minute_windows
 
 bronze_landing_job = dg.define_asset_job(
     name="bronze_landing_job",
     selection=dg.AssetSelection.assets(BRONZE_USER_EVENTS, BRONZE_QUARANTINE),
-    partitions_def=minute_windows,
     description="Land one 1-minute window of Kafka user-events into bronze (and its quarantine).",
     tags={"lakehouse/pipeline": "landing"},
 )

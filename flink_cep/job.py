@@ -52,6 +52,9 @@ def flink_config(s: JobSettings, checkpoint_dir: Path, restore: Path | None) -> 
         "parallelism.default": str(s.parallelism),
         "pipeline.jars": ";".join(j.as_uri() for j in connector_jars()),
         "table.local-time-zone": "UTC",
+        # idle-state retention of the windowed (OVER) operators: a user silent for an hour is forgotten,
+        # far beyond any rule's window; MATCH_RECOGNIZE state is not subject to it
+        "table.exec.state.ttl": "1 h",
         "table.exec.source.idle-timeout": f"{s.idle_timeout_ms} ms",
         "pipeline.auto-watermark-interval": f"{s.watermark_interval_ms} ms",
         "execution.buffer-timeout.interval": f"{s.buffer_timeout_ms} ms",
@@ -64,6 +67,7 @@ def flink_config(s: JobSettings, checkpoint_dir: Path, restore: Path | None) -> 
         "execution.checkpointing.num-retained": "3",
         "state.backend.type": "hashmap",
         "restart-strategy.type": "exponential-delay",
+        "rest.flamegraph.enabled": "true",
     }
     if restore is not None:
         conf["execution.state-recovery.path"] = restore.as_uri()

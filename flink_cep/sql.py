@@ -158,7 +158,8 @@ SELECT event_id, event_type, user_id, occurred_at, ip, country, lat, lon,
 FROM {SOURCE_TABLE}
 WHERE event_id IS NOT NULL AND user_id IS NOT NULL AND event_type IS NOT NULL AND occurred_at IS NOT NULL
   AND REGEXP(event_id, '{UUID_RE}')""",
-        f"CREATE TEMPORARY VIEW activity AS SELECT {', '.join(base[:-1])}, ip, {time_col} FROM cep_events",
+        f"""CREATE TEMPORARY VIEW activity AS
+SELECT {', '.join(base[:-1])}, ip, {_key_of("occurred_at", "event_id")} AS ev_key, {time_col} FROM cep_events""",
         f"""CREATE TEMPORARY VIEW logins AS
 SELECT {', '.join(base[:-1])}, event_type, ip, {time_col} FROM cep_events
 WHERE event_type IN ('LOGIN_FAILED', 'LOGIN_SUCCESS')""",
@@ -178,9 +179,13 @@ def _time_col(s: JobSettings) -> str:
 
 
 # --------------------------------------------------------------------------------------- expressions
-def _key(var: str) -> str:
+def _key_of(occurred_at: str, event_id: str) -> str:
     """Sort key of one evidence row: occurred_at zero-padded, '~', event_id."""
-    return f"CONCAT(LPAD(CAST({var}.occurred_at AS STRING), {_PAD}, '0'), '~', {var}.event_id)"
+    return f"CONCAT(LPAD(CAST({occurred_at} AS STRING), {_PAD}, '0'), '~', {event_id})"
+
+
+def _key(var: str) -> str:
+    return _key_of(f"{var}.occurred_at", f"{var}.event_id")
 
 
 def evidence_ids_expr(keys: str) -> str:
@@ -209,7 +214,7 @@ class Rule:
     """One detection: its MATCH_RECOGNIZE and how its measures become an alert."""
 
     name: str
-    match_sql: str  # SELECT … FROM <view> MATCH_RECOGNIZE (…); must yield the columns below
+    detect_sql: str  # a SELECT (MATCH_RECOGNIZE or windowed) yielding the columns alert_select reads
     subject: str  # user_id or ip
     details: dict[str, str]  # detail name -> SQL expression over the match output (cast to STRING)
 
@@ -281,15 +286,30 @@ def rules(t: DetectionThresholds, s: JobSettings) -> list[Rule]:
     S AS S.event_type = 'LOGIN_SUCCESS' AND S.occurred_at - MAX(F.occurred_at) BETWEEN 0 AND {takeover_ms}
 )"""
 
-    rapid = f"""SELECT * FROM activity MATCH_RECOGNIZE (
-  PARTITION BY user_id ORDER BY {time_col}
-  {_measures("E", f"LISTAGG({_key('E')}, ',')")}
-  ONE ROW PER MATCH
-  AFTER MATCH SKIP PAST LAST ROW
-  PATTERN (E{{{t.rapid_activity_max_events + 1}}}){_within(s, 2 * t.rapid_activity_window_s + slack)}
-  DEFINE
-    E AS MAX(E.occurred_at) - MIN(E.occurred_at) <= {rapid_ms}
-)"""
+    # Rapid activity is the one rule on every event, so it is a windowed aggregate rather than a pattern:
+    # MATCH_RECOGNIZE would keep a partial match per event of the last W seconds and re-read each of them
+    # from its shared buffer for every new event (measured: ~140 us per event, 6x the rest of the job).
+    # Per event: the user's last M+1 events in arrival order (a bounded ROWS window, O(M) state), and an
+    # alert where that window first spans at most W: one alert per continuous burst, with its M+1 events
+    # as evidence. LAG remembers whether the previous window already was a burst.
+    n_rapid = t.rapid_activity_max_events + 1
+    rapid = f"""SELECT user_id, ip, evidence_keys, window_start, window_end, event_count, trigger_event_id, trigger_event_ts
+FROM (
+  SELECT *, LAG(burst) OVER (PARTITION BY user_id ORDER BY {time_col}) AS previous_burst
+  FROM (
+    SELECT *, event_count = {n_rapid} AND window_end - window_start <= {rapid_ms} AS burst
+    FROM (
+      SELECT user_id, ip, event_id AS trigger_event_id, broker_ms AS trigger_event_ts, {time_col},
+        LISTAGG(ev_key, ',') OVER w AS evidence_keys,
+        MIN(occurred_at) OVER w AS window_start,
+        MAX(occurred_at) OVER w AS window_end,
+        COUNT(*) OVER w AS event_count
+      FROM activity
+      WINDOW w AS (PARTITION BY user_id ORDER BY {time_col} ROWS BETWEEN {n_rapid - 1} PRECEDING AND CURRENT ROW)
+    )
+  )
+)
+WHERE burst AND previous_burst IS NOT TRUE"""
 
     travel = f"""SELECT * FROM located_logins MATCH_RECOGNIZE (
   PARTITION BY user_id ORDER BY {time_col}
@@ -377,7 +397,7 @@ def alert_select(rule: Rule) -> str:
   {_epoch_ms("CURRENT_TIMESTAMP")} AS detected_at,
   MAP[{details}] AS details
 FROM (
-{rule.match_sql}
+{rule.detect_sql}
 )"""
 
 

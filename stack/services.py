@@ -544,8 +544,17 @@ class Simulator(Service):
                   "--users", str(max(1000, 25 * rate)), "--bootstrap-servers", self.cfg.kafka_bootstrap],
             env={"LAKEHOUSE_DATA_DIR": str(self.cfg.data_dir)},
             cwd=PROJECT_ROOT,
-            start_timeout_s=30,
+            healthy=self.healthy,
+            start_timeout_s=60,
         )
+
+    def healthy(self) -> bool:
+        """It has connected and is producing (the line it logs once the topic is found)."""
+        log = self.cfg.log_dir / f"{self.name}.log"
+        try:
+            return "producing to" in log.read_text(errors="replace").rsplit("==== ", 1)[-1]
+        except OSError:
+            return False
 
 
 def all_services(cfg: StackConfig) -> list[Service]:
