@@ -2,7 +2,7 @@
 #   make up      install, start the whole local stack, print the URLs
 #   make test    install, then unit + integration tests (integration tests start their own services)
 
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml flink_cep/requirements.txt 2>/dev/null | sha1sum | cut -c1-12)
