@@ -459,6 +459,7 @@ def write_dagster_yaml(dagster_home: Path) -> Path:
         "  class: QueuedRunCoordinator\n"
         "  config:\n"
         "    max_concurrent_runs: 2\n"
+        "    dequeue_interval_seconds: 1\n"
         "run_launcher:\n"
         "  module: dagster.core.launcher\n"
         "  class: DefaultRunLauncher\n"

@@ -1,0 +1,132 @@
+"""Landing benchmark: one 1,000,000-event window through the Dagster asset vs the bare landing code.
+
+Starts its own PostgreSQL, Kafka broker and Spark Connect server (free ports, temporary directory),
+produces N simulator events inside one minute of broker time, waits for the window to close, then
+lands that same offset range alternately
+
+  - bare:  assets.landing.land_window(...) called directly (no Dagster), and
+  - asset: a real Dagster run of `bronze_landing` (dg.materialize with a persistent instance, with the
+           sensor's offset tags), timed from launch to success,
+
+each into fresh table paths, against the same Spark server. Prints rows/s of each, the ratio of
+the asset's time to the bare time (median over rounds) and the Spark server's peak memory (VmHWM).
+
+    .venv/bin/python -m bench.landing [--events 1000000] [--rounds 2] [--driver-memory 4g]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from analytics_defs.constants import TAG_KAFKA_OFFSETS, TAG_KAFKA_TOPIC
+from analytics_defs.partitions import WINDOW_MS, window_key
+from assets.bronze import bronze_landing
+from assets.landing import land_window
+from bench.common import Services, append_result, peak_rss_mb
+from contract.topics import USER_EVENTS
+from resources.kafka import KafkaResource, ranges_to_json
+from resources.postgres import PostgresResource
+from resources.spark import SparkResource
+from resources.warehouse import WarehouseResource
+from sensors.kafka_windows import plan_windows
+from simulator import Simulator, SimulatorConfig, make_producer
+
+
+def produce_one_window(bootstrap: str, events: int) -> int:
+    """Produce `events` simulator messages within one minute of broker time; returns produce seconds."""
+    sim = Simulator(SimulatorConfig(seed=42, clock="simulated", count=events, start_ms=int(time.time() * 1000) - 3_600_000))
+    payloads = [(m.key, m.value, m.headers) for m in sim.events()]
+    producer = make_producer(bootstrap)
+    while time.time() % 60 > 2:  # start at the top of a minute, so the burst fits in one window
+        time.sleep(0.2)
+    started = time.perf_counter()
+    for i, (key, value, headers) in enumerate(payloads):
+        while True:
+            try:
+                producer.produce(USER_EVENTS, value=value, key=key, headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    assert producer.flush(120) == 0
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--driver-memory", default="4g")
+    args = parser.parse_args()
+
+    with Services(driver_memory=args.driver_memory, kafka=True, postgres=True, spark=True) as svc:
+        kafka = KafkaResource(bootstrap_servers=svc.cfg.kafka_bootstrap)
+        produce_s = produce_one_window(svc.cfg.kafka_bootstrap, args.events)
+        print(f"produced {args.events:,} events in {produce_s:.1f}s ({args.events / produce_s:,.0f}/s)")
+        time.sleep(max(0.0, 60 - time.time() % 60) + 2.5)  # let the window close
+        with kafka.offset_reader(USER_EVENTS) as reader:
+            now_ms = int(time.time() * 1000)
+            plan = plan_windows(reader, None, now_ms - 10 * WINDOW_MS, now_ms)
+        sizes = [(window_key(r.window_start_ms), r.messages) for r in plan.requests]
+        if len(plan.requests) != 1:
+            raise SystemExit(f"the burst spread over several windows {sizes}: run again")
+        request = plan.requests[0]
+        key = window_key(request.window_start_ms)
+        window_start = datetime.fromtimestamp(request.window_start_ms / 1000, timezone.utc)
+        print(f"window {key}: {request.messages:,} messages")
+
+        spark_resource = SparkResource(remote=svc.cfg.spark_remote)
+        spark = spark_resource.get_session()
+        root = Path(tempfile.mkdtemp(prefix="bench-warehouse-", dir=svc.cfg.data_dir))
+        instance = dg.DagsterInstance.local_temp(tempdir=str(root / "dagster"))
+        tags = {TAG_KAFKA_TOPIC: USER_EVENTS, TAG_KAFKA_OFFSETS: ranges_to_json(request.ranges)}
+
+        def bare(i: int) -> float:
+            started = time.perf_counter()
+            result = land_window(spark, svc.cfg.kafka_bootstrap, USER_EVENTS, window_start, request.ranges,
+                                 str(root / f"bare{i}/bronze"), str(root / f"bare{i}/quarantine"))
+            assert result.rows_in == request.messages
+            return time.perf_counter() - started
+
+        def asset(i: int) -> float:
+            resources = {
+                "kafka": kafka,
+                "spark": spark_resource,
+                "warehouse": WarehouseResource(root=str(root / f"asset{i}")),
+                "postgres": PostgresResource(url=svc.cfg.postgres_url),
+            }
+            started = time.perf_counter()
+            result = dg.materialize([bronze_landing], partition_key=key, tags=tags, resources=resources, instance=instance)
+            elapsed = time.perf_counter() - started
+            assert result.success
+            return elapsed
+
+        bare_s, asset_s = [], []
+        for i in range(args.rounds):
+            bare_s.append(bare(i))
+            asset_s.append(asset(i))
+            print(f"round {i + 1}: bare {bare_s[-1]:.2f}s, asset {asset_s[-1]:.2f}s")
+        b, a = statistics.median(bare_s), statistics.median(asset_s)
+        spark_peak = peak_rss_mb(svc.pid("spark-connect"))
+        lines = [
+            f"events in window: {request.messages:,}",
+            f"bare script:  median {b:.2f}s  -> {request.messages / b:,.0f} events/s   (runs: {', '.join(f'{x:.2f}' for x in bare_s)})",
+            f"dagster run:  median {a:.2f}s  -> {request.messages / a:,.0f} events/s   (runs: {', '.join(f'{x:.2f}' for x in asset_s)})",
+            f"asset / bare: {a / b:.3f}x",
+            f"Spark Connect server peak memory (VmHWM): {spark_peak:,.0f} MB (driver memory {args.driver_memory})",
+        ]
+        print("\n".join(lines))
+        append_result("Landing (bench/landing.py)", f"-m bench.landing --events {args.events} --rounds {args.rounds}", lines)
+        instance.dispose()
+
+
+if __name__ == "__main__":
+    main()
