@@ -6,12 +6,15 @@
     lakehouse status   one line per service: running/stopped, healthy or not, endpoint
     lakehouse reset    down, then delete the data directory (asks, unless --yes)
     lakehouse reconcile  per closed window: Kafka messages vs bronze + quarantine rows
+    lakehouse bootstrap  topics, databases, migrations and dagster.yaml on the configured endpoints
+    lakehouse serve NAME run one service in the foreground (container entry point)
     lakehouse test     setup, then the unit and the integration tests
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +23,7 @@ import time
 from stack import jvm
 from stack.config import PROJECT_ROOT, ConfigError, StackConfig
 from stack.procs import StartError, Supervisor
-from stack.services import Postgres, Service, all_services
+from stack.services import Kafka, Postgres, Service, all_services, write_dagster_yaml
 
 
 def _supervisor(cfg: StackConfig) -> Supervisor:
@@ -114,6 +117,26 @@ def test(cfg: StackConfig, pytest_args: list[str]) -> int:
     return 0
 
 
+def bootstrap(cfg: StackConfig) -> None:
+    """What `up` creates once services run, against endpoints someone else runs (containers, clusters)."""
+    write_dagster_yaml(cfg.dagster_home)
+    for service in (Postgres(cfg), Kafka(cfg)):
+        if not service.managed:
+            service.check_external()
+        service.bootstrap()
+        print(f"  {service.name:<18} bootstrapped  {service.endpoint()}", flush=True)
+
+
+def serve(cfg: StackConfig, name: str) -> None:
+    """Replace this process with one service (its prepare step first): PID 1 of a container."""
+    service = next((s for s in all_services(cfg) if s.name == name), None)
+    if service is None:
+        raise ConfigError(f"unknown service {name!r}: one of {', '.join(s.name for s in all_services(cfg))}")
+    service.prepare()
+    spec = service.spec()
+    os.execvpe(spec.argv[0], list(spec.argv), {**os.environ, **spec.env})
+
+
 def reconcile(cfg: StackConfig, minutes: int) -> int:
     from analytics_defs.constants import BRONZE_QUARANTINE_TABLE, BRONZE_USER_EVENTS_TABLE
     from contract.topics import USER_EVENTS
@@ -139,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("setup", "up", "down", "status"):
         sub.add_parser(name)
     sub.add_parser("reset").add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub.add_parser("bootstrap")
+    sub.add_parser("serve").add_argument("name", help="service name, as `status` prints it")
     sub.add_parser("reconcile").add_argument("--minutes", type=int, default=60, help="how far back (default 60)")
     sub.add_parser("test").add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
     args = parser.parse_args(argv)
@@ -154,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             return status(cfg)
         elif args.command == "reset":
             reset(cfg, args.yes)
+        elif args.command == "bootstrap":
+            bootstrap(cfg)
+        elif args.command == "serve":
+            serve(cfg, args.name)
         elif args.command == "reconcile":
             return reconcile(cfg, args.minutes)
         elif args.command == "test":
