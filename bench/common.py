@@ -4,6 +4,7 @@ and the results file."""
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import tempfile
 from datetime import datetime, timezone
@@ -39,6 +40,8 @@ class Services:
         self.started: list[Service] = []
 
     def __enter__(self) -> Services:
+        # a SIGTERM (timeout, CI cancel) unwinds like Ctrl-C, so __exit__ still stops the services
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             for service in self.services:
                 service.install()
@@ -58,6 +61,10 @@ class Services:
 
     def pid(self, name: str) -> int | None:
         return self.supervisor.pid(name)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def peak_rss_mb(pid: int | None) -> float:

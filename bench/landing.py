@@ -86,6 +86,7 @@ def main() -> None:
         spark_resource = SparkResource(remote=svc.cfg.spark_remote)
         spark = spark_resource.get_session()
         root = Path(tempfile.mkdtemp(prefix="bench-warehouse-", dir=svc.cfg.data_dir))
+        (root / "dagster").mkdir()
         instance = dg.DagsterInstance.local_temp(tempdir=str(root / "dagster"))
         tags = {TAG_KAFKA_TOPIC: USER_EVENTS, TAG_KAFKA_OFFSETS: ranges_to_json(request.ranges)}
 
@@ -126,6 +127,7 @@ def main() -> None:
         print("\n".join(lines))
         append_result("Landing (bench/landing.py)", f"-m bench.landing --events {args.events} --rounds {args.rounds}", lines)
         instance.dispose()
+        spark.stop()  # before the server stops: pyspark's exit hook would retry against a dead server
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,15 @@ import pytest
 from stack.config import StackConfig
 from stack.procs import Supervisor, free_port
 from stack.services import Kafka, MLflow, Postgres, Service, SparkConnect
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A SIGTERM (CI timeout or cancel) unwinds like Ctrl-C: pytest then runs the fixture teardowns
+    # that stop the services this session started.
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _test_config(root: Path) -> StackConfig:
