@@ -1,7 +1,7 @@
 """Partitions of the lakehouse: 1-minute windows of Kafka broker time for bronze."""
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -17,8 +17,8 @@ minute_windows = dg.TimeWindowPartitionsDefinition(
 
 
 def window_key(window_start_ms: int) -> str:
-    return datetime.fromtimestamp(window_start_ms / 1000, timezone.utc).strftime(MINUTE_KEY_FORMAT)
+    return datetime.fromtimestamp(window_start_ms / 1000, UTC).strftime(MINUTE_KEY_FORMAT)
 
 
 def window_start_ms(key: str) -> int:
-    return int(datetime.strptime(key, MINUTE_KEY_FORMAT).replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime.strptime(key, MINUTE_KEY_FORMAT).replace(tzinfo=UTC).timestamp() * 1000)

@@ -2,7 +2,7 @@
 offsets into Delta, with every message that failed validation beside it in the quarantine table."""
 
 import time
-from datetime import timezone
+from datetime import UTC
 
 import dagster as dg
 
@@ -83,7 +83,7 @@ def bronze_landing(
         spark.get_session(),
         kafka.bootstrap_servers,
         USER_EVENTS,
-        window.start.astimezone(timezone.utc),
+        window.start.astimezone(UTC),
         ranges,
         warehouse.table_path(BRONZE_USER_EVENTS_TABLE),
         warehouse.table_path(BRONZE_QUARANTINE_TABLE),

@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -35,6 +35,8 @@ from contract.user_events import (
     REQUIRED_FIELDS,
     SCHEMA_VERSION,
     SPARK_SCHEMA_DDL,
+)
+from contract.user_events import (
     QuarantineReason as R,
 )
 from resources.kafka import PartitionRange
@@ -218,7 +220,7 @@ def mark_duplicates(parsed: DataFrame) -> DataFrame:
 
 
 def window_predicate(window_start: datetime) -> str:
-    return f"window_start = TIMESTAMP '{window_start.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}'"
+    return f"window_start = TIMESTAMP '{window_start.astimezone(UTC):%Y-%m-%d %H:%M:%S}'"
 
 
 def replace_window(df: DataFrame, path: str, window_start: datetime) -> None:

@@ -7,8 +7,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 from stack.config import PROJECT_ROOT, StackConfig
 from stack.procs import Supervisor, free_port, group_members
@@ -39,7 +40,7 @@ class Services:
         self.services: list[Service] = [cls(self.cfg) for on, cls in wanted if on]
         self.started: list[Service] = []
 
-    def __enter__(self) -> Services:
+    def __enter__(self) -> Self:
         # a SIGTERM (timeout, CI cancel) unwinds like Ctrl-C, so __exit__ still stops the services
         signal.signal(signal.SIGTERM, _interrupt)
         try:
@@ -88,7 +89,7 @@ def machine() -> str:
 
 def append_result(section: str, command: str, lines: list[str]) -> None:
     """Append one dated result block to bench/RESULTS.md."""
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     block = [f"\n### {section} — {stamp}", "", f"Command: `.venv/bin/python {command}` ({machine()})", "", "```", *lines, "```", ""]
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nEach block: date, command, machine, figures as printed.\n")

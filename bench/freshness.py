@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow.compute as pc
 from deltalake import DeltaTable
@@ -33,7 +33,7 @@ def first_commit_per_window(table: DeltaTable) -> dict[datetime, float]:
         match = _WINDOW.search(predicate)
         if not match:
             continue
-        window = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+        window = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
         committed = commit["timestamp"] / 1000
         first[window] = min(committed, first.get(window, committed))
     return first
@@ -54,7 +54,7 @@ def main() -> None:
     path = str(cfg.warehouse_dir / BRONZE_USER_EVENTS_TABLE)
     table = DeltaTable(path)
     commits = first_commit_per_window(table)
-    since = datetime.fromtimestamp(time.time() - args.minutes * 60 - 90, timezone.utc)
+    since = datetime.fromtimestamp(time.time() - args.minutes * 60 - 90, UTC)
     windows = sorted(w for w in commits if w >= since)
     if not windows:
         raise SystemExit(f"no window landed since {since:%H:%M:%S} UTC: is `make up` running with the simulator on?")
@@ -68,8 +68,8 @@ def main() -> None:
     lines = [
         f"windows: {len(windows)} ({windows[0]:%H:%M} .. {windows[-1]:%H:%M} UTC), rows: {len(latencies):,}",
         "row freshness = first commit of its window - broker timestamp (seconds):",
-        f"  p50 {percentile(latencies, 0.50):.1f}  p95 {percentile(latencies, 0.95):.1f}  "
-        f"p99 {percentile(latencies, 0.99):.1f}  max {latencies[-1]:.1f}  min {latencies[0]:.1f}",
+        (f"  p50 {percentile(latencies, 0.50):.1f}  p95 {percentile(latencies, 0.95):.1f}  "
+        f"p99 {percentile(latencies, 0.99):.1f}  max {latencies[-1]:.1f}  min {latencies[0]:.1f}"),
     ]
     print("\n".join(lines))
     append_result("Freshness (bench/freshness.py)", f"-m bench.freshness --minutes {args.minutes}", lines)

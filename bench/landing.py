@@ -20,7 +20,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -80,7 +80,7 @@ def main() -> None:
             raise SystemExit(f"the burst spread over several windows {sizes}: run again")
         request = plan.requests[0]
         key = window_key(request.window_start_ms)
-        window_start = datetime.fromtimestamp(request.window_start_ms / 1000, timezone.utc)
+        window_start = datetime.fromtimestamp(request.window_start_ms / 1000, UTC)
         print(f"window {key}: {request.messages:,} messages")
 
         spark_resource = SparkResource(remote=svc.cfg.spark_remote)

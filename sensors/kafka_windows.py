@@ -9,7 +9,7 @@ The cursor is the last window handled (requested, or found empty).
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -43,7 +43,7 @@ class WindowPlan:
 
 
 def _fmt(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def plan_windows(
@@ -107,7 +107,7 @@ def _first_window_with_messages(
 def user_events_window_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.SensorResult:
     earliest = int(minute_windows.start.timestamp() * 1000)
     cursor = window_start_ms(context.cursor) if context.cursor else None
-    now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
     with kafka.offset_reader(USER_EVENTS) as reader:
         plan = plan_windows(reader, cursor, earliest, now_ms, MAX_REQUESTS_PER_TICK, WINDOW_CLOSE_GRACE_MS)
     new_cursor = window_key(plan.cursor_ms) if plan.cursor_ms is not None else None

@@ -141,7 +141,8 @@ def reconcile(cfg: StackConfig, minutes: int) -> int:
     from analytics_defs.constants import BRONZE_QUARANTINE_TABLE, BRONZE_USER_EVENTS_TABLE
     from contract.topics import USER_EVENTS
     from resources.kafka import KafkaResource
-    from stack.reconcile import format_report, reconcile as balance
+    from stack.reconcile import format_report
+    from stack.reconcile import reconcile as balance
 
     now_ms = int(time.time() * 1000) - 2000
     balances = balance(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow.compute as pc
 from deltalake import DeltaTable
@@ -37,8 +37,8 @@ def rows_per_window(table_path: str, since_ms: int, until_ms: int) -> Counter:
         table = DeltaTable(table_path)
     except TableNotFoundError:
         return Counter()
-    since = datetime.fromtimestamp(since_ms / 1000, timezone.utc)
-    until = datetime.fromtimestamp(until_ms / 1000, timezone.utc)
+    since = datetime.fromtimestamp(since_ms / 1000, UTC)
+    until = datetime.fromtimestamp(until_ms / 1000, UTC)
     column = table.to_pyarrow_table(
         columns=["window_start"],
         filters=[("window_start", ">=", since), ("window_start", "<", until)],

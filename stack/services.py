@@ -153,6 +153,7 @@ class Kafka(Service):
         )
 
     def healthy(self) -> bool:
+        from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
         host, _, port = self.cfg.kafka_bootstrap.split(",")[0].rpartition(":")
@@ -161,7 +162,7 @@ class Kafka(Service):
         try:
             AdminClient({"bootstrap.servers": self.cfg.kafka_bootstrap, "log_level": 0}).list_topics(timeout=3)
             return True
-        except Exception:
+        except KafkaException:
             return False
 
     def check_external(self) -> None:

@@ -1,6 +1,7 @@
 """Micro-batch landing end to end: simulator -> real Kafka -> window sensor -> bronze asset on real
 Spark Connect + Delta, with reruns, backfills, a killed write, reconciliation and a delta-rs reader."""
 
+import itertools
 import os
 import signal
 import subprocess
@@ -131,7 +132,7 @@ def test_sensor_requests_each_closed_window_once_with_its_offsets(landing, reque
     for r in landing["ranges"]:
         spans = covered[r.partition]
         assert spans[0][0] == r.start and spans[-1][1] == r.end
-        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     assert cursor == keys[-1]
     # the second tick, right after, requests nothing and says why
     assert second.run_requests == [] and second.skip_reason

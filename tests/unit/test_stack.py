@@ -1,7 +1,5 @@
 """The stack's configuration and process supervision, without any external service."""
 
-import os
-import signal
 import socket
 import sys
 import textwrap
