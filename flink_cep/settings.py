@@ -20,7 +20,8 @@ the main virtualenv (stack/flink.py) and the Flink virtualenv (flink_cep/job.py)
 | FLINK_BUFFER_TIMEOUT_MS       | 0                                         | network buffer flush timeout (0: flush every record) |
 | FLINK_WATERMARK_INTERVAL_MS   | 10                                        | rowtime only: periodic watermark interval |
 | FLINK_IDLE_TIMEOUT_MS         | 1000                                      | rowtime only: partition idleness timeout  |
-| FLINK_HEAP                    | 1536m                                     | heap of the embedded mini-cluster JVM     |
+| FLINK_HEAP                    | 2g                                        | heap of the embedded mini-cluster JVM     |
+| FLINK_JVM_OPTS                | -XX:+UseZGC                               | further JVM options of that JVM           |
 | FLINK_CEP_RULES               | all five                                  | comma-separated rule names to run         |
 """
 
@@ -70,7 +71,8 @@ class JobSettings:
     buffer_timeout_ms: int = 0
     watermark_interval_ms: int = 10
     idle_timeout_ms: int = 1000
-    heap: str = "1536m"
+    heap: str = "2g"
+    jvm_opts: str = "-XX:+UseZGC"
     rules: tuple[str, ...] = ALL_RULES
 
     @classmethod
@@ -100,6 +102,7 @@ class JobSettings:
             watermark_interval_ms=_int(env, "FLINK_WATERMARK_INTERVAL_MS", cls.watermark_interval_ms, 1),
             idle_timeout_ms=_int(env, "FLINK_IDLE_TIMEOUT_MS", cls.idle_timeout_ms, 1),
             heap=env.get("FLINK_HEAP") or cls.heap,
+            jvm_opts=env.get("FLINK_JVM_OPTS") or cls.jvm_opts,
             rules=rules,
         )
 

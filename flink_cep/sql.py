@@ -47,6 +47,7 @@ SINK_TABLE = "security_alerts_sink"
 EARTH_RADIUS_KM = 6371.0088  # the same sphere as simulator.geo.haversine_km
 HALF_EARTH_CIRCUMFERENCE_KM = 20_016.0
 _PAD = 15  # digits of the zero-padded occurred_at in evidence sort keys
+_KEY_LEN = _PAD + 1 + 36  # an evidence key: padded occurred_at, '~', a UUID
 # event ids are UUIDs (contract.user_events); anything else cannot be evidence (the bronze layer quarantines it)
 UUID_RE = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -156,10 +157,10 @@ def view_ddls(s: JobSettings) -> list[str]:
 SELECT event_id, event_type, user_id, occurred_at, ip, country, lat, lon,
   {_epoch_ms("broker_ts")} AS broker_ms, {time_col}
 FROM {SOURCE_TABLE}
-WHERE event_id IS NOT NULL AND user_id IS NOT NULL AND event_type IS NOT NULL AND occurred_at IS NOT NULL
+WHERE event_id IS NOT NULL AND user_id IS NOT NULL AND event_type IS NOT NULL AND occurred_at >= 0
   AND REGEXP(event_id, '{UUID_RE}')""",
         f"""CREATE TEMPORARY VIEW activity AS
-SELECT {', '.join(base[:-1])}, ip, {_key_of("occurred_at", "event_id")} AS ev_key, {time_col} FROM cep_events""",
+SELECT user_id, broker_ms, ip, {_key_of("occurred_at", "event_id")} AS ev_key, {time_col} FROM cep_events""",
         f"""CREATE TEMPORARY VIEW logins AS
 SELECT {', '.join(base[:-1])}, event_type, ip, {time_col} FROM cep_events
 WHERE event_type IN ('LOGIN_FAILED', 'LOGIN_SUCCESS')""",
@@ -286,30 +287,43 @@ def rules(t: DetectionThresholds, s: JobSettings) -> list[Rule]:
     S AS S.event_type = 'LOGIN_SUCCESS' AND S.occurred_at - MAX(F.occurred_at) BETWEEN 0 AND {takeover_ms}
 )"""
 
-    # Rapid activity is the one rule on every event, so it is a windowed aggregate rather than a pattern:
-    # MATCH_RECOGNIZE would keep a partial match per event of the last W seconds and re-read each of them
-    # from its shared buffer for every new event (measured: ~140 us per event, 6x the rest of the job).
-    # Per event: the user's last M+1 events in arrival order (a bounded ROWS window, O(M) state), and an
-    # alert where that window first spans at most W: one alert per continuous burst, with its M+1 events
-    # as evidence. LAG remembers whether the previous window already was a burst.
+    # Rapid activity is the one rule on every event, so it is the one whose cost matters (measured below,
+    # flink_cep/README.md): a bounded ROWS window per user, ONE aggregate, and only alerts leave the
+    # operator. The window holds the user's last M+2 events (arrival order) as fixed-width evidence keys
+    # "<15-digit occurred_at>~<36-char event id>" (53 characters and a comma each), so the occurred_at of
+    # any position is a SUBSTRING: a burst is M+1 consecutive events within W, and an alert is raised
+    # where the last M+1 form a burst and the M+1 before them did not (one alert per continuous burst,
+    # with exactly its M+1 events as evidence). Spans assume a user's events arrive in occurred_at order,
+    # which holds for one producer per user keying by user_id. The window's rows are kept narrow (the
+    # current event's id and time are read back from its key): this state is the job's largest, it is
+    # copied on write while a checkpoint is taken and snapshotted every FLINK_CHECKPOINT_INTERVAL_S.
     n_rapid = t.rapid_activity_max_events + 1
+    key_len = _KEY_LEN + 1
+    last = f"SUBSTRING(recent FROM {key_len + 1})"  # the last M+1 keys once the window is full
+
+    def occurred(position: str) -> str:
+        return f"CAST(SUBSTRING(recent FROM {position} FOR {_PAD}) AS BIGINT)"
+
+    full = f"CHAR_LENGTH(recent) = {(n_rapid + 1) * key_len - 1}"
+    first_time = f"CHAR_LENGTH(recent) = {n_rapid * key_len - 1}"
     rapid = f"""SELECT user_id, ip, evidence_keys, window_start, window_end, event_count, trigger_event_id, trigger_event_ts
 FROM (
-  SELECT *, LAG(burst) OVER (PARTITION BY user_id ORDER BY {time_col}) AS previous_burst
+  SELECT user_id, ip, trigger_event_ts, {n_rapid} AS event_count,
+    SUBSTRING(recent FROM CHAR_LENGTH(recent) - 35) AS trigger_event_id,
+    CAST(SUBSTRING(recent FROM CHAR_LENGTH(recent) - {_KEY_LEN - 1} FOR {_PAD}) AS BIGINT) AS window_end,
+    CASE WHEN {full} THEN {occurred(key_len + 1)} ELSE {occurred(1)} END AS window_start,
+    CASE WHEN {full} THEN {last} ELSE recent END AS evidence_keys,
+    CASE WHEN {full} THEN {occurred(n_rapid * key_len + 1 - key_len)} - {occurred(1)} <= {rapid_ms} ELSE FALSE END
+      AS previous_burst,
+    {full} OR {first_time} AS enough
   FROM (
-    SELECT *, event_count = {n_rapid} AND window_end - window_start <= {rapid_ms} AS burst
-    FROM (
-      SELECT user_id, ip, event_id AS trigger_event_id, broker_ms AS trigger_event_ts, {time_col},
-        LISTAGG(ev_key, ',') OVER w AS evidence_keys,
-        MIN(occurred_at) OVER w AS window_start,
-        MAX(occurred_at) OVER w AS window_end,
-        COUNT(*) OVER w AS event_count
-      FROM activity
-      WINDOW w AS (PARTITION BY user_id ORDER BY {time_col} ROWS BETWEEN {n_rapid - 1} PRECEDING AND CURRENT ROW)
-    )
+    SELECT user_id, ip, broker_ms AS trigger_event_ts,
+      LISTAGG(ev_key, ',') OVER (
+        PARTITION BY user_id ORDER BY {time_col} ROWS BETWEEN {n_rapid} PRECEDING AND CURRENT ROW) AS recent
+    FROM activity
   )
 )
-WHERE burst AND previous_burst IS NOT TRUE"""
+WHERE enough AND window_end - window_start <= {rapid_ms} AND NOT previous_burst"""
 
     travel = f"""SELECT * FROM located_logins MATCH_RECOGNIZE (
   PARTITION BY user_id ORDER BY {time_col}

@@ -22,6 +22,7 @@ import time
 
 from stack import jvm
 from stack.config import PROJECT_ROOT, ConfigError, StackConfig
+from stack.flink import ensure_flink_venv
 from stack.procs import StartError, Supervisor
 from stack.services import Kafka, Postgres, Service, all_services, write_dagster_yaml
 
@@ -37,6 +38,8 @@ def setup(cfg: StackConfig) -> None:
     postgres = Postgres(cfg)
     if postgres.managed:
         postgres.install()
+    if cfg.flink_cep_enabled:
+        ensure_flink_venv(log_dir=cfg.log_dir)
     print(f"setup: ok ({time.monotonic() - started:.1f}s)", flush=True)
 
 
@@ -57,6 +60,8 @@ def up(cfg: StackConfig) -> None:
     print(f"up: all services healthy in {time.monotonic() - started:.1f}s")
     print(f"  Dagster UI     http://{cfg.host}:{cfg.dagster_port}")
     print(f"  MLflow UI      {cfg.mlflow_tracking_uri}")
+    if cfg.flink_cep_enabled:
+        print(f"  Flink UI       http://{cfg.host}:{cfg.flink_rest_port}")
     print(f"  logs           {cfg.log_dir}")
 
 

@@ -37,6 +37,7 @@ ENV_DEFAULTS: dict[str, str] = {
     "SPARK_LOCAL_CORES": "*",
     "FLINK_REST_PORT": "8081",
     "FLINK_JOBMANAGER": "(unset: embedded mini-cluster)",
+    "FLINK_CEP_ENABLED": "1",
     "DASHBOARD_PORT": "8082",
     "SIMULATOR_ENABLED": "1",
     "SIMULATOR_RATE": "200",
@@ -107,6 +108,7 @@ class StackConfig:
     spark_driver_memory: str = "4g"
     spark_local_cores: str = "*"
     flink_rest_port: int = 8081
+    flink_cep_enabled: bool = True
     dashboard_port: int = 8082
     simulator_enabled: bool = True
     simulator_rate: int = 200
@@ -138,6 +140,7 @@ class StackConfig:
             spark_driver_memory=env.get("SPARK_DRIVER_MEMORY") or ENV_DEFAULTS["SPARK_DRIVER_MEMORY"],
             spark_local_cores=env.get("SPARK_LOCAL_CORES") or ENV_DEFAULTS["SPARK_LOCAL_CORES"],
             flink_rest_port=_int(env, "FLINK_REST_PORT"),
+            flink_cep_enabled=_bool(env, "FLINK_CEP_ENABLED"),
             dashboard_port=_int(env, "DASHBOARD_PORT"),
             simulator_enabled=_bool(env, "SIMULATOR_ENABLED"),
             simulator_rate=_int(env, "SIMULATOR_RATE"),

@@ -1,11 +1,9 @@
 """The Flink side of the stack: the CEP job's virtualenv, the job itself, the alert loader, and a local
 Flink session cluster (JobManager + TaskManager from the PyFlink distribution) for scale-out and tests.
 
-Wiring (done by the owner of stack/services.py and stack/cli.py):
-
-* `lakehouse setup`: call `ensure_flink_venv(log_dir=cfg.log_dir)` after the JVM jars are resolved.
-* `all_services(cfg)`: append `FlinkCEP(cfg)` after `Kafka(cfg)`, and `AlertLoader(cfg)` after both
-  Kafka and PostgreSQL (the loader needs the migrated `security_alerts` table).
+`lakehouse setup` creates the virtualenv (`ensure_flink_venv`); `all_services` starts `FlinkCEP` and
+`AlertLoader` after Kafka and PostgreSQL unless FLINK_CEP_ENABLED=0. The session cluster classes are
+for tests and for trying FLINK_JOBMANAGER locally.
 
 The job's own settings (parallelism, checkpoint interval, FLINK_JOBMANAGER, thresholds …) are read by the
 job from the environment (flink_cep/settings.py, contract/detection.py); `FlinkCEP(cfg, env={...})`
@@ -146,7 +144,7 @@ class FlinkCEP(Service):
 
     def spec(self) -> ProcessSpec:
         s = self.settings
-        env = {**self.job_env, "JVM_ARGS": f"-Xmx{s.heap} -XX:+UseG1GC -XX:MaxGCPauseMillis=20"}
+        env = {**self.job_env, "JVM_ARGS": f"-Xmx{s.heap} {s.jvm_opts}"}
         return ProcessSpec(
             name=self.name,
             argv=[str(flink_python(self.venv)), "-m", "flink_cep.job", "--info-file", str(self.info_file)],
@@ -227,13 +225,13 @@ class AlertLoader(Service):
 
     def healthy(self) -> bool:
         """Its consumer group is stable with a member: partitions are assigned and being read."""
-        from confluent_kafka import ConsumerGroupState
+        from confluent_kafka import ConsumerGroupState, KafkaException
         from confluent_kafka.admin import AdminClient
 
         try:
             admin = AdminClient({"bootstrap.servers": self.cfg.kafka_bootstrap})
             group = admin.describe_consumer_groups([self.group_id], request_timeout=2)[self.group_id].result()
-        except Exception:
+        except KafkaException:
             return False
         return group.state == ConsumerGroupState.STABLE and len(group.members) > 0
 

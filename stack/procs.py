@@ -159,20 +159,22 @@ class Supervisor:
         _signal_group(pid, spec.stop_signal)
         if not wait_until(lambda: not group_members(pid), spec.stop_timeout_s, 0.1):
             _signal_group(pid, signal.SIGKILL)
-            wait_until(lambda: not group_members(pid), 10, 0.1)
+        self._gone(spec, pid)
+        return "stopped"
+
+    def kill(self, spec: ProcessSpec) -> None:
+        """SIGKILL the process group at once (crash tests)."""
+        pid = self.pid(spec.name)
+        if pid is not None:
+            _signal_group(pid, signal.SIGKILL)
+            self._gone(spec, pid)
+
+    def _gone(self, spec: ProcessSpec, pid: int) -> None:
+        wait_until(lambda: not group_members(pid), 10, 0.1)
         _reap(pid)
         # the kernel may take a moment to release the listening sockets of a process that just exited
         wait_until(lambda: not any(port_open(self.host, p) for p in spec.ports.values()), 10, 0.1)
         self.pid_file(spec.name).unlink(missing_ok=True)
-        return "stopped"
-
-    def kill(self, name: str) -> None:
-        """SIGKILL the process group at once (crash tests)."""
-        pid = self.pid(name)
-        if pid is not None:
-            _signal_group(pid, signal.SIGKILL)
-            wait_until(lambda: not group_members(pid), 10, 0.1)
-            _reap(pid)
 
 
 def group_members(pgid: int) -> list[int]:

@@ -561,9 +561,13 @@ class Simulator(Service):
 
 def all_services(cfg: StackConfig) -> list[Service]:
     """Every service, in start order (stop order is the reverse)."""
+    from stack.flink import AlertLoader, FlinkCEP  # stack.flink builds on this module
+
+    cep = [FlinkCEP(cfg), AlertLoader(cfg)] if cfg.flink_cep_enabled else []
     return [
         Postgres(cfg),
         Kafka(cfg),
+        *cep,
         SparkConnect(cfg),
         MLflow(cfg),
         DagsterWebserver(cfg),

@@ -65,10 +65,10 @@ def test_up_status_down_up_keeps_data_and_leaves_no_process(data_dir):
             conn.execute("INSERT INTO kept VALUES (42)")
 
         again = _lakehouse(env, "up")  # a no-op for what runs
-        assert again.returncode == 0 and again.stdout.count(" running ") == 6, again.stdout
+        assert again.returncode == 0 and again.stdout.count(" running ") == 8, again.stdout
 
         pids = [int(p.read_text()) for p in cfg.run_dir.glob("*.pid")]
-        assert len(pids) == 6
+        assert len(pids) == 8  # postgres, kafka, flink-cep, alert-loader, spark, mlflow, dagster x2
         down = _lakehouse(env, "down")
         assert down.returncode == 0, down.stderr
         assert [pid for pid in pids if group_members(pid)] == []

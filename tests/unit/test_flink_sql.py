@@ -76,11 +76,10 @@ def test_each_rule_compiles_its_thresholds(t: DetectionThresholds):
     assert f"S.occurred_at - MAX(F.occurred_at) BETWEEN 0 AND {t.takeover_success_within_s * 1000}" in ato
 
     rapid = squash(rule_sql(t, RULE_RAPID_ACTIVITY))
-    assert f"ROWS BETWEEN {t.rapid_activity_max_events} PRECEDING AND CURRENT ROW" in rapid
-    assert (
-        f"event_count = {t.rapid_activity_max_events + 1} AND window_end - window_start <= "
-        f"{t.rapid_activity_window_s * 1000}" in rapid
-    )
+    # the window holds the last M+2 events: the newest M+1 and the one before them
+    assert f"ROWS BETWEEN {t.rapid_activity_max_events + 1} PRECEDING AND CURRENT ROW" in rapid
+    assert f"{t.rapid_activity_max_events + 1} AS event_count" in rapid
+    assert f"WHERE enough AND window_end - window_start <= {t.rapid_activity_window_s * 1000} AND NOT previous_burst" in rapid
 
     travel = squash(rule_sql(t, RULE_IMPOSSIBLE_TRAVEL))
     assert f"> {float(t.impossible_travel_min_km)} AND" in travel
@@ -103,11 +102,11 @@ def test_every_time_condition_is_on_occurred_at_and_ordering_follows_the_mode():
     proc = squash(";".join(job_statements(DEFAULTS, settings(time_mode=PROCTIME))))
     assert "WATERMARK" not in proc and "WITHIN" not in proc
     assert "ORDER BY broker_ts" not in proc
-    assert proc.count("ORDER BY pt") == 6  # five rules, rapid activity has two windows
+    assert proc.count("ORDER BY pt") == 5  # five rules, one ordering each
 
     row = squash(";".join(job_statements(DEFAULTS, settings(time_mode=ROWTIME))))
     assert "WATERMARK FOR broker_ts AS broker_ts - INTERVAL '0.001' SECOND" in row
-    assert "ORDER BY pt" not in row and row.count("ORDER BY broker_ts") == 6
+    assert "ORDER BY pt" not in row and row.count("ORDER BY broker_ts") == 5
     assert row.count("WITHIN INTERVAL") == 4  # every MATCH_RECOGNIZE bounds its state in event time
 
 

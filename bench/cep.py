@@ -1,0 +1,245 @@
+"""What the two CEP benchmarks share: a stack with the CEP job and the alert loader, alert collection,
+scoring against simulator ground truth, percentiles."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import requests
+
+from bench.common import Services
+from contract.detection import RULE_SEVERITY
+from contract.topics import SECURITY_ALERTS
+from simulator import GroundTruth
+from simulator.truth import RULE_BEHAVIOR_ANOMALY
+from stack.config import StackConfig
+from stack.flink import AlertLoader, FlinkCEP
+from stack.procs import free_port, group_members, wait_until
+
+OCCURRED_AT = re.compile(rb'"occurred_at":(\d+)')
+
+
+@dataclass
+class CepStack:
+    services: Services
+    cfg: StackConfig
+    job: FlinkCEP
+    loader: AlertLoader
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cfg.kafka_bootstrap
+
+    @property
+    def postgres_url(self) -> str:
+        return self.cfg.postgres_url
+
+    def job_rest(self, path: str) -> dict:
+        info = self.job.job_info()
+        return requests.get(f"{info['rest_url']}/jobs/{info['job_id']}{path}", timeout=10).json()
+
+    def records_read(self) -> int:
+        """Events the job's Kafka source has read so far."""
+        source = self.job_rest("")["vertices"][0]["id"]
+        metric = self.job_rest(f"/vertices/{source}/subtasks/metrics?get=numRecordsIn")
+        return int(metric[0]["sum"]) if metric else 0
+
+    def checkpoints(self) -> list[dict]:
+        return [
+            {"id": c["id"], "duration_ms": c["end_to_end_duration"], "size_mb": round(c["checkpointed_size"] / 1e6, 1),
+             "status": c["status"]}
+            for c in reversed(self.job_rest("/checkpoints").get("history", []))
+        ]
+
+    def job_cpu_seconds(self) -> float:
+        """CPU time used so far by the job's process group (the JVM and its Python driver)."""
+        pid = self.services.supervisor.pid(self.job.name)
+        total = 0
+        for member in group_members(pid) if pid else []:
+            try:
+                fields = Path(f"/proc/{member}/stat").read_text().rsplit(") ", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def cep_stack(job_env: dict[str, str] | None = None) -> Iterator[CepStack]:
+    """Kafka, PostgreSQL, the CEP job (embedded mini-cluster) and the loader, on free ports."""
+    with Services(kafka=True, postgres=True) as services:
+        cfg = services.cfg.but(flink_rest_port=free_port())
+        job = FlinkCEP(cfg, env=job_env)
+        loader = AlertLoader(cfg)
+        started = []
+        try:
+            for service in (loader, job):
+                service.install()
+                service.prepare()
+                started.append(service)
+                services.supervisor.start(service.spec())
+            yield CepStack(services, cfg, job, loader)
+        finally:
+            for service in reversed(started):
+                services.supervisor.stop(service.spec())
+
+
+# ------------------------------------------------------------------------------- alert capture
+def _collect(bootstrap: str, topic: str, out: mp.Queue, stop: mp.Event, ready: mp.Event) -> None:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{os.getpid()}-{time.time_ns()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+    consumer.subscribe([topic])
+    rows = []
+    while not stop.is_set():
+        for msg in consumer.consume(500, 0.05):
+            if msg.error() is None:
+                rows.append((msg.value(), msg.timestamp()[1], time.time() * 1000))
+        if not ready.is_set() and consumer.assignment():
+            ready.set()
+    consumer.close()
+    out.put(rows)
+
+
+class AlertCapture:
+    """Every alert on the topic with the time a consumer saw it, from a separate process (so that the
+    producer's pacing never delays it)."""
+
+    def __init__(self, bootstrap: str, topic: str = SECURITY_ALERTS):
+        ctx = mp.get_context("spawn")
+        self._queue, self._stop, ready = ctx.Queue(), ctx.Event(), ctx.Event()
+        self._process = ctx.Process(target=_collect, args=(bootstrap, topic, self._queue, self._stop, ready), daemon=True)
+        self._process.start()
+        ready.wait(30)
+
+    def stop(self) -> list[dict]:
+        self._stop.set()
+        rows = self._queue.get(timeout=60)
+        self._process.join(10)
+        alerts = []
+        for value, record_ts, seen_ms in rows:
+            alert = json.loads(value)
+            alert["_record_ts"], alert["_seen_ms"] = record_ts, seen_ms
+            alerts.append(alert)
+        return alerts
+
+
+def stored_alerts(postgres_url: str) -> dict[str, dict]:
+    with psycopg.connect(postgres_url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        rows = cur.execute(
+            "SELECT alert_id, rule, user_id, ip, stored_at, "
+            "(extract(epoch FROM stored_at) * 1000)::bigint AS stored_ms FROM security_alerts").fetchall()
+    return {r["alert_id"]: r for r in rows}
+
+
+def wait_for_quiet(read: callable, settle_s: float, timeout_s: float) -> bool:
+    """Until `read()` stops changing for settle_s seconds."""
+    last, since = read(), time.monotonic()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = read()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= settle_s:
+            return True
+    return False
+
+
+def wait_until_read(stack: CepStack, count: int, timeout_s: float) -> bool:
+    return wait_until(lambda: stack.records_read() >= count, timeout_s, 0.5)
+
+
+# ------------------------------------------------------------------------------------ figures
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+
+    def pct(p: float) -> float:  # nearest-rank
+        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+    return {"n": len(ordered), "p50": pct(50), "p95": pct(95), "p99": pct(99), "max": ordered[-1]}
+
+
+def format_percentiles(name: str, values: list[float]) -> str:
+    p = percentiles(values)
+    if not p:
+        return f"{name:<38} (no alerts)"
+    return (f"{name:<38} n={p['n']:<4} p50={p['p50']:6.0f}  p95={p['p95']:6.0f}  p99={p['p99']:6.0f}  "
+            f"max={p['max']:6.0f} ms")
+
+
+@dataclass
+class RuleScore:
+    positives: int = 0  # complete labels expecting an alert
+    found: int = 0  # of those, labels with at least one alert of the rule on their subject
+    controls: int = 0  # complete labels expecting none
+    alerts: int = 0
+    true_alerts: int = 0  # alerts on a subject whose label expects this rule
+
+    @property
+    def recall(self) -> float | None:
+        return self.found / self.positives if self.positives else None
+
+    @property
+    def precision(self) -> float | None:
+        return self.true_alerts / self.alerts if self.alerts else None
+
+
+def subject(alert_or_label) -> str:
+    user = alert_or_label["user_id"] if isinstance(alert_or_label, dict) else alert_or_label.user_id
+    ip = alert_or_label["ip"] if isinstance(alert_or_label, dict) else alert_or_label.ip
+    return user if user is not None else ip
+
+
+def score(truth: GroundTruth, alerts: list[dict]) -> tuple[dict[str, RuleScore], list[str]]:
+    """Per rule: recall over complete positive labels, precision over distinct alerts. An alert is true
+    when a complete label of the same rule and subject expects an alert; anything else (a control's
+    subject, a background user, an incomplete scenario) counts against precision."""
+    labels = [lb for lb in truth.labels if lb.expected_rule != RULE_BEHAVIOR_ANOMALY]
+    by_key = defaultdict(list)
+    for lb in labels:
+        by_key[(lb.expected_rule, subject(lb))].append(lb)
+    scores = {rule: RuleScore() for rule in RULE_SEVERITY}
+    problems = []
+    hit = set()
+    unique = {a["alert_id"]: a for a in alerts}
+    for alert in unique.values():
+        s = scores[alert["rule"]]
+        s.alerts += 1
+        matching = [lb for lb in by_key.get((alert["rule"], subject(alert)), []) if lb.expected_alert]
+        if matching:
+            s.true_alerts += 1
+            hit.update(id(lb) for lb in matching)
+        else:
+            scenarios = [lb.scenario for lb in by_key.get((alert["rule"], subject(alert)), [])] or ["background"]
+            problems.append(f"false positive {alert['rule']} on {subject(alert)} ({', '.join(scenarios)})")
+    for lb in labels:
+        if not lb.complete:
+            continue
+        s = scores[lb.expected_rule]
+        if lb.expected_alert:
+            s.positives += 1
+            if id(lb) in hit:
+                s.found += 1
+            else:
+                problems.append(f"missed {lb.expected_rule} {lb.scenario} {subject(lb)}")
+        else:
+            s.controls += 1
+    return scores, problems
+
+
+def rule_counts(alerts: list[dict]) -> Counter:
+    return Counter(a["rule"] for a in {a["alert_id"]: a for a in alerts}.values())
