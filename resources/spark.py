@@ -56,19 +56,21 @@ class SparkResource(dg.ConfigurableResource):
     def _classic_session(self) -> SparkSession:
         if "SPARK_REMOTE" in os.environ:
             raise ConfigError(
-            "SPARK_MASTER is set, so a classic session is requested, but SPARK_REMOTE is also set in the "
+                "SPARK_MASTER is set, so a classic session is requested, but SPARK_REMOTE is also set in the "
                 "environment and pyspark would attach to it instead: unset one of them."
-        )
+            )
+        # inherited from a parent process that attached to Spark Connect, this marker would make pyspark
+        # build a Connect session (and fail for want of a URL); a classic session is what was asked for
+        os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
         from stack.jvm import spark_extra_jars
 
         if not self.jvm_lib_dir:
-            raise ConfigError(
-            "A classic Spark session needs jvm_lib_dir (LAKEHOUSE_JVM_LIB_DIR)."
-        )
+            raise ConfigError("A classic Spark session needs jvm_lib_dir (LAKEHOUSE_JVM_LIB_DIR).")
         jars = [str(j) for j in spark_extra_jars(Path(self.jvm_lib_dir))]
         builder = (
             SparkSession.builder.master(self.master)
             .appName(self.app_name)
+            .config("spark.api.mode", "classic")
             .config("spark.jars", ",".join(jars))
             .config("spark.driver.extraClassPath", os.pathsep.join(jars))
             .config("spark.driver.memory", self.driver_memory)
