@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from contract.user_events import (
@@ -54,6 +54,10 @@ BRONZE_COLUMNS: tuple[str, ...] = (
     "window_start",
     "landed_at",
 )
+# Delta collects min/max statistics only on these (by default it takes the first 32 columns, which
+# costs a good part of a window's write and buys nothing for random ids and payload bytes).
+BRONZE_STATS_COLUMNS = ("occurred_at_ts", "event_type", "kafka_partition", "kafka_offset")
+QUARANTINE_STATS_COLUMNS = ("reason", "kafka_partition", "kafka_offset")
 QUARANTINE_COLUMNS: tuple[str, ...] = (
     "kafka_partition",
     "kafka_offset",
@@ -194,28 +198,33 @@ def parse_user_events(raw: DataFrame, window_start: datetime, limits: ParseLimit
     )
 
 
-def mark_duplicates(parsed: DataFrame) -> DataFrame:
-    """Mark every copy of an otherwise valid event after the first (by partition, offset) as a
-    duplicate. The repeated ids are few, so they are found on a slim aggregate and broadcast back
-    instead of shuffling whole rows."""
-    first = F.struct("kafka_partition", "kafka_offset")
-    repeated = (
-        parsed.where(F.col("reason").isNull())
-        .groupBy("event_id")
-        .agg(F.count("*").alias("_copies"), F.min(first).alias("_first"))
-        .where(F.col("_copies") > 1)
-        .select("event_id", "_first")
+def duplicate_copies(parsed: DataFrame) -> list[tuple[int, int]]:
+    """(partition, offset) of every copy of an otherwise valid event after its first (by partition,
+    offset). Repeated ids are few: a cheap aggregate over 64-bit hashes of the ids finds the suspects,
+    and only those are compared as strings; the answer is small enough to collect."""
+    valid = parsed.where(F.col("reason").isNull()).withColumn("_h", F.xxhash64("event_id"))
+    suspects = valid.groupBy("_h").count().where(F.col("count") > 1).select("_h")
+    first = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
+    copies = (
+        valid.join(F.broadcast(suspects), "_h")
+        .withColumn("_n", F.row_number().over(first))
+        .where(F.col("_n") > 1)
+        .select("kafka_partition", "kafka_offset")
+    )
+    return [(row["kafka_partition"], row["kafka_offset"]) for row in copies.collect()]
+
+
+def mark_duplicates(parsed: DataFrame, copies: list[tuple[int, int]]) -> DataFrame:
+    """Set reason `duplicate_event_id` on the rows at `copies` (see `duplicate_copies`)."""
+    if not copies:
+        return parsed
+    marks = parsed.sparkSession.createDataFrame(copies, "kafka_partition INT, kafka_offset BIGINT").withColumn(
+        "_duplicate", F.lit(True)
     )
     return (
-        parsed.join(F.broadcast(repeated), "event_id", "left")
-        .withColumn(
-            "reason",
-            F.when(
-                F.col("reason").isNull() & F.col("_first").isNotNull() & (first != F.col("_first")),
-                R.DUPLICATE_EVENT_ID.value,
-            ).otherwise(F.col("reason")),
-        )
-        .drop("_first")
+        parsed.join(F.broadcast(marks), ["kafka_partition", "kafka_offset"], "left")
+        .withColumn("reason", F.when(F.col("_duplicate"), R.DUPLICATE_EVENT_ID.value).otherwise(F.col("reason")))
+        .drop("_duplicate")
     )
 
 
@@ -223,12 +232,14 @@ def window_predicate(window_start: datetime) -> str:
     return f"window_start = TIMESTAMP '{window_start.astimezone(UTC):%Y-%m-%d %H:%M:%S}'"
 
 
-def replace_window(df: DataFrame, path: str, window_start: datetime) -> None:
-    """Atomically replace the window's partition of the Delta table at `path` (creating the table)."""
+def replace_window(df: DataFrame, path: str, window_start: datetime, stats_columns: Sequence[str]) -> None:
+    """Atomically replace the window's partition of the Delta table at `path`. Creating the table sets
+    its data-skipping statistics columns (a table property, kept by later writes)."""
     (
         df.write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", window_predicate(window_start))
+        .option("delta.dataSkippingStatsColumns", ",".join(stats_columns))
         .partitionBy("window_start")
         .save(path)
     )
@@ -247,12 +258,14 @@ def land_window(
     """Read the window's offset ranges, validate, and replace the window in both tables."""
     started = time.perf_counter()
     parsed = parse_user_events(read_kafka_range(spark, bootstrap_servers, topic, ranges), window_start, limits)
-    cached = parsed.persist()  # read and parse once; counted and written from the cache
+    cached = parsed.persist()  # read and parse once; duplicates found, counted and written from the cache
     try:
-        checked = mark_duplicates(cached)
+        checked = mark_duplicates(cached, duplicate_copies(cached))
         counts = {row["reason"]: row["count"] for row in checked.groupBy("reason").count().collect()}
-        replace_window(checked.where(F.col("reason").isNull()).select(*BRONZE_COLUMNS), bronze_path, window_start)
-        replace_window(checked.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS), quarantine_path, window_start)
+        bronze = checked.where(F.col("reason").isNull()).select(*BRONZE_COLUMNS)
+        quarantine = checked.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
+        replace_window(bronze, bronze_path, window_start, BRONZE_STATS_COLUMNS)
+        replace_window(quarantine, quarantine_path, window_start, QUARANTINE_STATS_COLUMNS)
     finally:
         cached.unpersist()
     landed = counts.pop(None, 0)
