@@ -75,10 +75,12 @@ def generate(args: argparse.Namespace, out_dir: Path) -> tuple[Simulator, list, 
                              topic=USER_EVENTS, out_dir=out_dir, run_id="cep-latency")
     sim = Simulator(config)
     messages = list(sim.events())
-    times, last = [], start_ms
+    times, last, end_ms = [], start_ms, start_ms + int(span_s * 1000)
     for m in messages:
         found = OCCURRED_AT.search(m.value)
-        last = int(found.group(1)) if found else last  # malformed messages go out with their neighbours
+        when = int(found.group(1)) if found else last
+        # malformed messages (no time, or dated far in the future on purpose) go out with their neighbours
+        last = when if start_ms <= when <= end_ms else last
         times.append(last)
     return sim, messages, times, start_ms
 

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_quiet(lambda: len(stored_alerts(stack.postgres_url)), 5, 120)
         alerts = capture.stop()
         stored = stored_alerts(stack.postgres_url)
-    truth = load_ground_truth(summary["out_dir"])
+        truth = load_ground_truth(summary["out_dir"])  # inside: the run's directory goes with the stack
     scores, problems = score(truth, alerts)
 
     say(f"CEP quality: {args.duration_s:.0f} simulated s at {args.rate:.0f} events/s, {args.users} users, "
