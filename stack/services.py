@@ -121,7 +121,9 @@ class Kafka(Service):
         )
         if (self.home / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # the storage tool would read a leading '-' as an option (1 in 64)
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
             self._java("kafka.tools.StorageTool") + ["format", "--standalone", "-t", cluster_id, "-c", str(props)],
             capture_output=True,
