@@ -65,9 +65,9 @@ def flink_config(s: JobSettings, checkpoint_dir: Path, restore: Path | None) -> 
         "execution.checkpointing.dir": checkpoint_dir.as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "3",
-        "state.backend.type": os.environ.get("FLINK_STATE_BACKEND", "hashmap"),
+        "state.backend.type": "hashmap",
         "execution.checkpointing.incremental": "true",
-        "pipeline.object-reuse": os.environ.get("FLINK_OBJECT_REUSE", "true"),
+        "pipeline.object-reuse": "true",
         "restart-strategy.type": "exponential-delay",
         "rest.flamegraph.enabled": "true",
     }
