@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import KafkaError, Message
 from psycopg.types.json import Jsonb
 
 from contract.alerts import ALERT_FIELDS, Severity
 from contract.topics import SECURITY_ALERTS
+from resources.kafka import KafkaResource
 from resources.postgres import copy_upsert
-from stack.config import StackConfig, redact
+from settings import current, redact
 
 log = logging.getLogger("alerts.loader")
 
@@ -126,14 +127,8 @@ class Loader:
         self.max_batch = max_batch
         self.poll_timeout_s = poll_timeout_s
         self.stats = LoaderStats()
-        self._consumer_config = {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 100,
-            "session.timeout.ms": 10_000,
-        }
+        self._kafka = KafkaResource(bootstrap_servers=bootstrap_servers)
+        self.group_id = group_id
         self._conn: psycopg.Connection | None = None
 
     def _connection(self) -> psycopg.Connection:
@@ -158,7 +153,7 @@ class Loader:
                 delay = min(delay * 2, 10.0)
 
     def run(self, stop: threading.Event) -> LoaderStats:
-        consumer = Consumer(self._consumer_config)
+        consumer = self._kafka.consumer(self.group_id, **{"fetch.wait.max.ms": 100, "session.timeout.ms": 10_000})
         consumer.subscribe([self.topic])
         last_report = time.monotonic()
         try:
@@ -206,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group-id", default=GROUP_ID)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = StackConfig.from_env()
+    cfg = current()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

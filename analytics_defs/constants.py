@@ -12,3 +12,6 @@ BRONZE_QUARANTINE_TABLE = "bronze/quarantine"
 # Run tags set by the Kafka window sensor
 TAG_KAFKA_TOPIC = "lakehouse/kafka_topic"
 TAG_KAFKA_OFFSETS = "lakehouse/kafka_offsets"  # {"<partition>": [start, end), ...}
+
+# Jobs
+BRONZE_LANDING_JOB = "bronze_landing_job"

@@ -1,15 +1,13 @@
-"""The one `Definitions` of the lakehouse: every asset, check, sensor, job and resource, by area."""
+"""The one `Definitions` of the lakehouse: each area's assets, checks, sensors, schedules and jobs,
+merged, with the resources every area shares."""
 
 import dagster as dg
 
-from analytics_defs.jobs import bronze_landing_job
-from analytics_defs.settings import build_resources
-from assets.bronze import bronze_landing
-from sensors.kafka_windows import user_events_window_sensor
+from analytics_defs import bronze
+from analytics_defs.resources import build_resources
+from settings import current
 
-defs = dg.Definitions(
-    assets=[bronze_landing],
-    jobs=[bronze_landing_job],
-    sensors=[user_events_window_sensor],
-    resources=build_resources(),
+defs = dg.Definitions.merge(
+    bronze.defs,
+    dg.Definitions(resources=build_resources(current())),
 )

@@ -20,11 +20,11 @@ import requests
 from bench.common import Services
 from contract.detection import RULE_SEVERITY
 from contract.topics import SECURITY_ALERTS
+from settings import Settings
 from simulator import GroundTruth
 from simulator.truth import RULE_BEHAVIOR_ANOMALY
-from stack.config import StackConfig
-from stack.flink import AlertLoader, FlinkCEP
 from stack.procs import free_port, group_members, wait_until
+from stack.services import AlertLoader, FlinkCEP
 
 OCCURRED_AT = re.compile(rb'"occurred_at":(\d+)')
 
@@ -32,7 +32,7 @@ OCCURRED_AT = re.compile(rb'"occurred_at":(\d+)')
 @dataclass
 class CepStack:
     services: Services
-    cfg: StackConfig
+    cfg: Settings
     job: FlinkCEP
     loader: AlertLoader
 

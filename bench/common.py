@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
-from stack.config import PROJECT_ROOT, StackConfig
+from settings import PROJECT_ROOT, Settings
 from stack.procs import Supervisor, free_port, group_members
 from stack.services import Kafka, MLflow, Postgres, Service, SparkConnect
 
@@ -25,7 +25,7 @@ class Services:
                  spark: bool = False, mlflow: bool = False):
         root = Path(tempfile.mkdtemp(prefix="lakehouse-bench-"))
         root.chmod(0o755)  # the postgres OS user must traverse it when run as root
-        self.cfg = StackConfig(
+        self.cfg = Settings(
             data_dir=root,
             kafka_port=free_port(),
             kafka_controller_port=free_port(),

@@ -20,7 +20,7 @@ from deltalake import DeltaTable
 
 from analytics_defs.constants import BRONZE_USER_EVENTS_TABLE
 from bench.common import append_result
-from stack.config import StackConfig
+from settings import Settings
 
 _WINDOW = re.compile(r"window_start = TIMESTAMP '([0-9-]+ [0-9:]+)'")
 
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=10)
     parser.add_argument("--wait", action="store_true", help="wait --minutes first, then measure them")
     args = parser.parse_args()
-    cfg = StackConfig.from_env()
+    cfg = Settings.from_env()
     if args.wait:
         time.sleep(args.minutes * 60 + 90)  # and let the last window land
     path = str(cfg.warehouse_dir / BRONZE_USER_EVENTS_TABLE)

@@ -1,4 +1,4 @@
-"""`python -m flink_cep.job`: run the CEP job (Flink virtualenv; /work/main on PYTHONPATH).
+"""`python -m flink_cep.job`: run the CEP job (Flink virtualenv; the staged flink_cep/ and contract/ on PYTHONPATH).
 
 Embedded (default): the job runs in a Flink mini-cluster inside this process's JVM, with the Web UI and
 REST API on FLINK_REST_PORT; the process lives as long as the job. With FLINK_JOBMANAGER=host:port the
@@ -31,14 +31,13 @@ from flink_cep.settings import JOB_NAME, PROCTIME, JobSettings
 from flink_cep.sql import job_statements, job_version
 
 log = logging.getLogger("flink_cep")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONNECTOR_GLOB = "flink-sql-connector-kafka-*.jar"
 TERMINAL = {"FINISHED", "CANCELED", "FAILED", "SUSPENDED"}
 
 
-def connector_jars() -> list[Path]:
+def connector_jars(jvm_lib_dir: Path) -> list[Path]:
     """The Kafka SQL connector resolved by jvm/pom.xml (profile flink)."""
-    lib = Path(os.environ.get("LAKEHOUSE_JVM_LIB_DIR") or PROJECT_ROOT / "jvm" / "lib") / "flink"
+    lib = jvm_lib_dir / "flink"
     jars = sorted(lib.glob(CONNECTOR_GLOB))
     if not jars:
         raise SystemExit(f"flink_cep: no {CONNECTOR_GLOB} in {lib}: run `lakehouse setup` to resolve it")
@@ -49,7 +48,7 @@ def flink_config(s: JobSettings, checkpoint_dir: Path, restore: Path | None) -> 
     conf = {
         "pipeline.name": JOB_NAME,
         "parallelism.default": str(s.parallelism),
-        "pipeline.jars": ";".join(j.as_uri() for j in connector_jars()),
+        "pipeline.jars": ";".join(j.as_uri() for j in connector_jars(s.jvm_lib_dir)),
         "table.local-time-zone": "UTC",
         # idle-state retention of the windowed (OVER) operator of rapid activity: a user silent for ten
         # minutes is forgotten (any rule window is far shorter; a restart within ten minutes loses no
@@ -82,6 +81,10 @@ def flink_config(s: JobSettings, checkpoint_dir: Path, restore: Path | None) -> 
                 "execution.target": "local",
                 "rest.address": s.rest_host,
                 "rest.bind-address": s.rest_host,
+                # the blob server (and any RPC endpoint) listens on the bind host only, not on all interfaces
+                "jobmanager.bind-host": s.rest_host,
+                "taskmanager.bind-host": s.rest_host,
+                "taskmanager.host": s.rest_host,
                 "rest.port": str(s.rest_port),
                 "taskmanager.numberOfTaskSlots": str(s.parallelism),
             }
@@ -132,6 +135,9 @@ def run(s: JobSettings, t: DetectionThresholds, info_file: Path | None) -> int:
     prune_job_dirs(version_dir, restore)
     log.info("job version %s, ordering %s, restoring from %s", version, s.time_mode, restore or "nothing")
 
+    # The job is pure SQL: no Python UDF workers, so no loopback gRPC server for them (PyFlink would start
+    # one listening on all interfaces in a mini-cluster).
+    os.environ["_python_worker_execution_mode"] = "process"
     config = Configuration()
     for key, value in flink_config(s, version_dir, restore).items():
         config.set_string(key, value)

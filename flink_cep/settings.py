@@ -23,6 +23,12 @@ the main virtualenv (stack/flink.py) and the Flink virtualenv (flink_cep/job.py)
 | FLINK_HEAP                    | 2g                                        | heap of the embedded mini-cluster JVM     |
 | FLINK_JVM_OPTS                | -XX:+UseZGC                               | further JVM options of that JVM           |
 | FLINK_CEP_RULES               | all five                                  | comma-separated rule names to run         |
+| LAKEHOUSE_JVM_LIB_DIR         | <checkout>/jvm/lib                        | jars resolved by jvm/pom.xml (the Kafka connector) |
+
+The names shared with the main settings (LAKEHOUSE_DATA_DIR, LAKEHOUSE_BIND_HOST, KAFKA_BOOTSTRAP_SERVERS,
+FLINK_REST_PORT, LAKEHOUSE_JVM_LIB_DIR) have the same defaults and resolve relative paths the same way
+(against the working directory); tests/unit/test_settings.py holds the two readers to that. The stack
+passes them to the job explicitly, so the job reads exactly what `lakehouse up` decided.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ PROCTIME = "proctime"
 ROWTIME = "rowtime"
 JOB_NAME = "lakehouse-cep"
 ALL_RULES: tuple[str, ...] = tuple(RULE_SEVERITY)
+DEFAULT_DATA_DIR = ".lakehouse"
+DEFAULT_JVM_LIB_DIR = Path(__file__).resolve().parent.parent / "jvm" / "lib"
 
 
 class SettingsError(ValueError):
@@ -74,11 +82,12 @@ class JobSettings:
     heap: str = "2g"
     jvm_opts: str = "-XX:+UseZGC"
     rules: tuple[str, ...] = ALL_RULES
+    jvm_lib_dir: Path = DEFAULT_JVM_LIB_DIR
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> JobSettings:
         env = dict(os.environ if environ is None else environ)
-        data_dir = Path(env.get("LAKEHOUSE_DATA_DIR") or ".lakehouse").resolve()
+        data_dir = Path(env.get("LAKEHOUSE_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
         time_mode = (env.get("FLINK_CEP_TIME") or PROCTIME).strip().lower()
         if time_mode not in (PROCTIME, ROWTIME):
             raise SettingsError(f"FLINK_CEP_TIME must be {PROCTIME} or {ROWTIME}, not {time_mode!r}")
@@ -104,6 +113,7 @@ class JobSettings:
             heap=env.get("FLINK_HEAP") or cls.heap,
             jvm_opts=env.get("FLINK_JVM_OPTS") or cls.jvm_opts,
             rules=rules,
+            jvm_lib_dir=Path(env.get("LAKEHOUSE_JVM_LIB_DIR") or DEFAULT_JVM_LIB_DIR).expanduser().resolve(),
         )
 
     @property

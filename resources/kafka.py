@@ -93,10 +93,12 @@ class KafkaResource(dg.ConfigurableResource):
     bootstrap_servers: str
     request_timeout_s: float = 10.0
 
-    def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.bootstrap_servers})
+    def admin(self, **overrides) -> AdminClient:
+        """An admin client; `overrides` are librdkafka settings (e.g. {"log_level": 0})."""
+        return AdminClient({"bootstrap.servers": self.bootstrap_servers, **overrides})
 
     def producer(self, **overrides) -> Producer:
+        """An idempotent producer (acks=all): a retry never duplicates a message."""
         return Producer(
             {
                 "bootstrap.servers": self.bootstrap_servers,
@@ -108,18 +110,44 @@ class KafkaResource(dg.ConfigurableResource):
             }
         )
 
+    def consumer(self, group_id: str, **overrides) -> Consumer:
+        """A consumer in `group_id` that commits only when told to (auto-commit off)."""
+        return Consumer(
+            {
+                "bootstrap.servers": self.bootstrap_servers,
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                **overrides,
+            }
+        )
+
+    def reachable(self, timeout_s: float = 3.0) -> bool:
+        """The cluster answers a metadata request."""
+        try:
+            self.admin(log_level=0).list_topics(timeout=timeout_s)
+            return True
+        except KafkaException:
+            return False
+
+    def group_consuming(self, group_id: str, timeout_s: float = 2.0) -> bool:
+        """The consumer group is stable with at least one member (its partitions are being read)."""
+        from confluent_kafka import ConsumerGroupState
+
+        admin = self.admin(log_level=0)  # a probe: quiet, and kept alive until its future resolves
+        try:
+            future = admin.describe_consumer_groups([group_id], request_timeout=timeout_s)[group_id]
+            group = future.result(timeout=timeout_s + 5)
+        except (KafkaException, TimeoutError):
+            return False
+        return group.state == ConsumerGroupState.STABLE and len(group.members) > 0
+
     @contextmanager
     def offset_reader(self, topic: str) -> Iterator[OffsetReader]:
         """One metadata connection for many offset look-ups on `topic` (e.g. a whole sensor tick)."""
         # A consumer used only for metadata and offset look-ups: it never subscribes, never fetches
         # payloads and never commits (auto-commit is off and no group is ever joined).
-        client = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap_servers,
-                "group.id": "lakehouse-offset-queries",
-                "enable.auto.commit": False,
-            }
-        )
+        client = self.consumer("lakehouse-offset-queries")
         try:
             metadata = client.list_topics(topic, timeout=self.request_timeout_s)
             info = metadata.topics.get(topic)
@@ -137,7 +165,7 @@ class KafkaResource(dg.ConfigurableResource):
         with self.offset_reader(topic) as reader:
             return reader.offsets_for_times(timestamp_ms)
 
-    def window_ranges(self, topic: str, start_ms: int, end_ms: int, grace_ms: int = 2000) -> list[PartitionRange]:
+    def window_ranges(self, topic: str, start_ms: int, end_ms: int, grace_ms: int) -> list[PartitionRange]:
         with self.offset_reader(topic) as reader:
             return reader.window_ranges(start_ms, end_ms, grace_ms)
 
@@ -163,9 +191,7 @@ class OffsetReader:
         query = [TopicPartition(self.topic, p, timestamp_ms) for p in self.partitions]
         return {tp.partition: tp.offset for tp in self.client.offsets_for_times(query, timeout=self.timeout_s)}
 
-    def window_ranges(
-        self, start_ms: int, end_ms: int, grace_ms: int = 2000, now_ms: int | None = None
-    ) -> list[PartitionRange]:
+    def window_ranges(self, start_ms: int, end_ms: int, grace_ms: int, now_ms: int | None = None) -> list[PartitionRange]:
         """The exact offsets [start, end) per partition of the messages with broker timestamp in
         [start_ms, end_ms). Needs LogAppendTime (timestamps monotonic per partition).
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import dagster as dg
 from pyspark.sql import SparkSession
 
-from stack.config import ConfigError
+import jvm
+from settings import ConfigError
 
-# Session settings shared by the Connect server (stack.services) and classic sessions.
+# Session settings shared by the Connect server (stack/services/spark_connect.py) and classic sessions.
 DELTA_SESSION_CONF: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -54,19 +55,14 @@ class SparkResource(dg.ConfigurableResource):
         )
 
     def _classic_session(self) -> SparkSession:
-        if "SPARK_REMOTE" in os.environ:
-            raise ConfigError(
-                "SPARK_MASTER is set, so a classic session is requested, but SPARK_REMOTE is also set in the "
-                "environment and pyspark would attach to it instead: unset one of them."
-            )
-        # inherited from a parent process that attached to Spark Connect, this marker would make pyspark
-        # build a Connect session (and fail for want of a URL); a classic session is what was asked for
-        os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
-        from stack.jvm import spark_extra_jars
-
+        # pyspark itself reads these two from the environment: SPARK_REMOTE would make it attach to a
+        # Connect server instead, and the marker (inherited from a parent process that attached to Spark
+        # Connect) would make it build a Connect session without a URL. A classic session was asked for.
+        for name in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED"):
+            os.environ.pop(name, None)
         if not self.jvm_lib_dir:
             raise ConfigError("A classic Spark session needs jvm_lib_dir (LAKEHOUSE_JVM_LIB_DIR).")
-        jars = [str(j) for j in spark_extra_jars(Path(self.jvm_lib_dir))]
+        jars = [str(j) for j in jvm.spark_extra_jars(Path(self.jvm_lib_dir))]
         builder = (
             SparkSession.builder.master(self.master)
             .appName(self.app_name)

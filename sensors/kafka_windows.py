@@ -13,16 +13,19 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from analytics_defs.constants import TAG_KAFKA_OFFSETS, TAG_KAFKA_TOPIC
-from analytics_defs.jobs import bronze_landing_job
-from analytics_defs.partitions import WINDOW_MS, minute_windows, window_key, window_start_ms
+from analytics_defs.constants import BRONZE_LANDING_JOB, TAG_KAFKA_OFFSETS, TAG_KAFKA_TOPIC
+from analytics_defs.partitions import (
+    WINDOW_CLOSE_GRACE_MS,
+    WINDOW_MS,
+    minute_windows,
+    window_key,
+    window_start_ms,
+)
 from contract.topics import USER_EVENTS
 from resources.kafka import KafkaResource, OffsetReader, PartitionRange, ranges_to_json
 
 # Runs requested per tick at most: a long outage is caught up over several ticks, not in one flood.
 MAX_REQUESTS_PER_TICK = 10
-# Clock difference tolerated between this host and the broker when deciding a window has closed.
-WINDOW_CLOSE_GRACE_MS = 2000
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,8 @@ def plan_windows(
     last_handled_ms: int | None,
     earliest_ms: int,
     now_ms: int,
-    max_requests: int = 10,
-    grace_ms: int = 2000,
+    max_requests: int = MAX_REQUESTS_PER_TICK,
+    grace_ms: int = WINDOW_CLOSE_GRACE_MS,
 ) -> WindowPlan:
     """Which closed windows after the cursor hold messages, with their offset ranges (at most
     `max_requests` per call, oldest first, so a long outage is caught up over several ticks)."""
@@ -99,7 +102,7 @@ def _first_window_with_messages(
 
 
 @dg.sensor(
-    job=bronze_landing_job,
+    job_name=BRONZE_LANDING_JOB,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests one bronze landing run per closed 1-minute window of broker time on user-events.",

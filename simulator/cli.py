@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import secrets
 import signal
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from contract.detection import DetectionThresholds
 from contract.topics import USER_EVENTS
 from contract.user_events import DEFAULT_MAX_PAYLOAD_BYTES
+from settings import current
 from simulator.config import CLOCK_REALTIME, CLOCK_SIMULATED, SimulatorConfig, SimulatorConfigError
 from simulator.produce import check_topic, ensure_reachable, make_producer, run
 
@@ -35,8 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m simulator", description=__doc__.split("\n")[0])
     p.add_argument(
         "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "localhost:9092",
-        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or localhost:9092)",
+        default=current().kafka_bootstrap,
+        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or the stack's own broker)",
     )
     p.add_argument("--topic", default=USER_EVENTS, help="topic to produce to (default: %(default)s)")
     p.add_argument(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,8 +9,8 @@ from pathlib import Path
 from contract.detection import DetectionThresholds
 from contract.topics import USER_EVENTS
 from contract.user_events import DEFAULT_MAX_PAYLOAD_BYTES
+from settings import current
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CLOCK_REALTIME = "realtime"  # paced to the wall clock, occurred_at = now
 CLOCK_SIMULATED = "simulated"  # as fast as possible, occurred_at from a simulated clock
 # Oversized test payloads must still fit a Kafka message (broker default max.message.bytes ~1 MiB).
@@ -115,7 +114,4 @@ class SimulatorConfig:
     def resolved_out_dir(self, run_id: str) -> Path:
         if self.out_dir is not None:
             return self.out_dir
-        data_dir = Path(os.environ.get("LAKEHOUSE_DATA_DIR") or "./.lakehouse")
-        if not data_dir.is_absolute():
-            data_dir = PROJECT_ROOT / data_dir  # as stack.config resolves it
-        return data_dir / "simulator" / run_id
+        return current().data_dir / "simulator" / run_id

@@ -20,18 +20,18 @@ import subprocess
 import sys
 import time
 
-from stack import jvm
-from stack.config import PROJECT_ROOT, ConfigError, StackConfig
-from stack.flink import ensure_flink_venv
+import jvm
+from settings import PROJECT_ROOT, ConfigError, Settings, current
 from stack.procs import StartError, Supervisor
-from stack.services import Kafka, Postgres, Service, all_services, write_dagster_yaml
+from stack.services import FlinkCEP, Kafka, Postgres, Service, all_services
+from stack.services.dagster import write_dagster_yaml
 
 
-def _supervisor(cfg: StackConfig) -> Supervisor:
+def _supervisor(cfg: Settings) -> Supervisor:
     return Supervisor(cfg.run_dir, cfg.log_dir, cfg.host)
 
 
-def setup(cfg: StackConfig) -> None:
+def setup(cfg: Settings) -> None:
     started = time.monotonic()
     jvm.java_home()
     jvm.resolve_jars(cfg.jvm_lib_dir, cfg.log_dir)
@@ -39,13 +39,14 @@ def setup(cfg: StackConfig) -> None:
     if postgres.managed:
         postgres.install()
     if cfg.flink_cep_enabled:
-        ensure_flink_venv(log_dir=cfg.log_dir)
+        FlinkCEP(cfg).install()
     print(f"setup: ok ({time.monotonic() - started:.1f}s)", flush=True)
 
 
-def up(cfg: StackConfig) -> None:
+def up(cfg: Settings) -> None:
     started = time.monotonic()
     setup(cfg)
+    cfg.ensure_deployment()
     sup = _supervisor(cfg)
     for service in all_services(cfg):
         t0 = time.monotonic()
@@ -65,14 +66,14 @@ def up(cfg: StackConfig) -> None:
     print(f"  logs           {cfg.log_dir}")
 
 
-def down(cfg: StackConfig) -> None:
+def down(cfg: Settings) -> None:
     sup = _supervisor(cfg)
     for service in reversed(all_services(cfg)):
         if service.managed:
             print(f"  {service.name:<18} {sup.stop(service.spec())}", flush=True)
 
 
-def status(cfg: StackConfig) -> int:
+def status(cfg: Settings) -> int:
     sup = _supervisor(cfg)
     unhealthy = 0
     for service in all_services(cfg):
@@ -95,7 +96,7 @@ def _state(sup: Supervisor, service: Service) -> str:
     return "healthy" if service.healthy() else f"running (pid {pid}), unhealthy"
 
 
-def reset(cfg: StackConfig, yes: bool) -> None:
+def reset(cfg: Settings, yes: bool) -> None:
     if not yes:
         if not sys.stdin.isatty():
             raise ConfigError("reset deletes all data: pass --yes to confirm when not on a terminal")
@@ -108,7 +109,7 @@ def reset(cfg: StackConfig, yes: bool) -> None:
     print(f"reset: deleted {cfg.data_dir}")
 
 
-def test(cfg: StackConfig, pytest_args: list[str]) -> int:
+def test(cfg: Settings, pytest_args: list[str]) -> int:
     """Unit tests, then integration tests (which start their own services on free ports)."""
     setup(cfg)
     for marker in ("unit", "integration"):
@@ -122,8 +123,9 @@ def test(cfg: StackConfig, pytest_args: list[str]) -> int:
     return 0
 
 
-def bootstrap(cfg: StackConfig) -> None:
+def bootstrap(cfg: Settings) -> None:
     """What `up` creates once services run, against endpoints someone else runs (containers, clusters)."""
+    cfg.ensure_deployment()
     write_dagster_yaml(cfg.dagster_home)
     for service in (Postgres(cfg), Kafka(cfg)):
         if not service.managed:
@@ -132,7 +134,7 @@ def bootstrap(cfg: StackConfig) -> None:
         print(f"  {service.name:<18} bootstrapped  {service.endpoint()}", flush=True)
 
 
-def serve(cfg: StackConfig, name: str) -> None:
+def serve(cfg: Settings, name: str) -> None:
     """Replace this process with one service (its prepare step first): PID 1 of a container."""
     service = next((s for s in all_services(cfg) if s.name == name), None)
     if service is None:
@@ -142,19 +144,22 @@ def serve(cfg: StackConfig, name: str) -> None:
     os.execvpe(spec.argv[0], list(spec.argv), {**os.environ, **spec.env})
 
 
-def reconcile(cfg: StackConfig, minutes: int) -> int:
+def reconcile(cfg: Settings, minutes: int) -> int:
     from analytics_defs.constants import BRONZE_QUARANTINE_TABLE, BRONZE_USER_EVENTS_TABLE
+    from analytics_defs.partitions import WINDOW_CLOSE_GRACE_MS
+    from assets.reconciliation import format_report
+    from assets.reconciliation import reconcile as balance
     from contract.topics import USER_EVENTS
     from resources.kafka import KafkaResource
-    from stack.reconcile import format_report
-    from stack.reconcile import reconcile as balance
+    from resources.warehouse import WarehouseResource
 
-    now_ms = int(time.time() * 1000) - 2000
+    warehouse = WarehouseResource(root=cfg.warehouse)
+    now_ms = int(time.time() * 1000) - WINDOW_CLOSE_GRACE_MS
     balances = balance(
         KafkaResource(bootstrap_servers=cfg.kafka_bootstrap),
         USER_EVENTS,
-        str(cfg.warehouse_dir / BRONZE_USER_EVENTS_TABLE),
-        str(cfg.warehouse_dir / BRONZE_QUARANTINE_TABLE),
+        warehouse.table_path(BRONZE_USER_EVENTS_TABLE),
+        warehouse.table_path(BRONZE_QUARANTINE_TABLE),
         now_ms - minutes * 60_000,
         now_ms,
     )
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("test").add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
     args = parser.parse_args(argv)
     try:
-        cfg = StackConfig.from_env()
+        cfg = current()
         if args.command == "setup":
             setup(cfg)
         elif args.command == "up":

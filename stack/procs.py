@@ -11,12 +11,18 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stack.config import ConfigError
+import requests
+
+from settings import ConfigError
+
+# console scripts of this Python environment (mlflow, dagster-webserver, ...)
+VENV_BIN = Path(sys.executable).parent
 
 
 class StartError(RuntimeError):
@@ -29,6 +35,23 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """The URL answers with a 2xx status (the health probe of every HTTP service)."""
+    try:
+        return requests.get(url, timeout=timeout).ok
+    except requests.RequestException:
+        return False
+
+
+def apt_install(packages: list[str], otherwise: str) -> None:
+    """Install Debian packages (as root, non-interactive); the error says what to do instead."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]):
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            raise ConfigError(f"`{' '.join(cmd)}` failed; {otherwise}:\n{result.stderr[-2000:]}")
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stack.config import StackConfig
+from settings import Settings
 from stack.procs import Supervisor, free_port
 from stack.services import Kafka, MLflow, Postgres, Service, SparkConnect
 
@@ -28,8 +28,8 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _test_config(root: Path) -> StackConfig:
-    return StackConfig(
+def _test_config(root: Path) -> Settings:
+    return Settings(
         data_dir=root,
         kafka_port=free_port(),
         kafka_controller_port=free_port(),
@@ -55,12 +55,12 @@ def stack_root() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def stack_cfg(stack_root: Path) -> StackConfig:
+def stack_cfg(stack_root: Path) -> Settings:
     return _test_config(stack_root)
 
 
 @pytest.fixture(scope="session")
-def supervisor(stack_cfg: StackConfig) -> Supervisor:
+def supervisor(stack_cfg: Settings) -> Supervisor:
     return Supervisor(stack_cfg.run_dir, stack_cfg.log_dir, stack_cfg.host)
 
 
@@ -91,7 +91,7 @@ def services(supervisor: Supervisor) -> Iterator[_Running]:
 
 
 @pytest.fixture(scope="session")
-def postgres_service(stack_cfg: StackConfig, services: _Running) -> Postgres:
+def postgres_service(stack_cfg: Settings, services: _Running) -> Postgres:
     service = Postgres(stack_cfg)
     service.install()
     services.start(service)
@@ -99,20 +99,20 @@ def postgres_service(stack_cfg: StackConfig, services: _Running) -> Postgres:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(postgres_service: Postgres, stack_cfg: StackConfig) -> str:
+def postgres_url(postgres_service: Postgres, stack_cfg: Settings) -> str:
     """URL of the migrated analytics database of a real, test-owned PostgreSQL."""
     return stack_cfg.postgres_url
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(stack_cfg: StackConfig, services: _Running) -> str:
+def kafka_bootstrap(stack_cfg: Settings, services: _Running) -> str:
     """bootstrap.servers of a real, test-owned KRaft broker with the stack's topics created."""
     services.start(Kafka(stack_cfg))
     return stack_cfg.kafka_bootstrap
 
 
 @pytest.fixture(scope="session")
-def spark_remote(stack_cfg: StackConfig, services: _Running) -> str:
+def spark_remote(stack_cfg: Settings, services: _Running) -> str:
     """sc:// URL of a real, test-owned Spark Connect server with the Kafka source and Delta."""
     services.start(SparkConnect(stack_cfg))
     return stack_cfg.spark_remote
@@ -130,7 +130,7 @@ def spark(spark_remote: str):
 
 
 @pytest.fixture(scope="session")
-def mlflow_uri(stack_cfg: StackConfig, postgres_url: str, services: _Running) -> str:
+def mlflow_uri(stack_cfg: Settings, postgres_url: str, services: _Running) -> str:
     """Tracking URI of a real, test-owned MLflow server backed by the test PostgreSQL."""
     services.start(MLflow(stack_cfg))
     return stack_cfg.mlflow_tracking_uri

@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from stack import jvm
-from stack.config import ConfigError, StackConfig
+import jvm
+from settings import ConfigError, Settings
 from stack.procs import free_port, group_members
 
 pytestmark = pytest.mark.integration
@@ -50,9 +50,43 @@ def data_dir():
     subprocess.run(["rm", "-rf", str(path)])
 
 
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def _listening(pids: list[int]) -> list[tuple[int, str, int]]:
+    """(pid, address, port) of every TCP socket in LISTEN state that one of `pids` holds."""
+    owner = {inode: pid for pid in pids for inode in _socket_inodes(pid)}
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in owner:  # 0A: LISTEN
+                continue
+            hex_addr, hex_port = fields[1].split(":")
+            raw = bytes.fromhex(hex_addr)
+            if width == 8:
+                address = socket.inet_ntop(socket.AF_INET, raw[::-1])
+            else:  # four little-endian 32-bit words
+                address = socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+            found.append((owner[fields[9]], address.removeprefix("::ffff:"), int(hex_port, 16)))
+    return found
+
+
 def test_up_status_down_up_keeps_data_and_leaves_no_process(data_dir):
     env = _env(data_dir)
-    cfg = StackConfig.from_env(env)
+    cfg = Settings.from_env(env)
     try:
         first = _lakehouse(env, "up")
         assert first.returncode == 0, first.stdout + first.stderr
@@ -69,6 +103,8 @@ def test_up_status_down_up_keeps_data_and_leaves_no_process(data_dir):
 
         pids = [int(p.read_text()) for p in cfg.run_dir.glob("*.pid")]
         assert len(pids) == 8  # postgres, kafka, flink-cep, alert-loader, spark, mlflow, dagster x2
+        sockets = _listening([member for pid in pids for member in group_members(pid)])
+        assert sockets and all(address == cfg.host for _, address, _ in sockets), sockets
         down = _lakehouse(env, "down")
         assert down.returncode == 0, down.stderr
         assert [pid for pid in pids if group_members(pid)] == []

@@ -33,11 +33,13 @@ from contract.detection import (
 from contract.topics import TopicSpec
 from contract.user_events import UserEvent
 from resources.kafka import ensure_topics
+from settings import Settings
 from simulator import Simulator, SimulatorConfig, make_producer, run
 from simulator.geo import destination, haversine_km
-from stack.config import StackConfig
-from stack.flink import AlertLoader, FlinkCEP, FlinkJobManager, FlinkTaskManager, ensure_flink_venv
 from stack.procs import Supervisor, free_port, wait_until
+from stack.services import AlertLoader, FlinkCEP
+from stack.services.flink_cep import ensure_flink_venv
+from tests.flink_cluster import FlinkJobManager, FlinkTaskManager
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +123,7 @@ class Alerts:
 class Module:
     """What the tests of this module share: topics, producer, the CEP job, the loader, collected alerts."""
 
-    def __init__(self, cfg: StackConfig, bootstrap: str, postgres_url: str, supervisor: Supervisor):
+    def __init__(self, cfg: Settings, bootstrap: str, postgres_url: str, supervisor: Supervisor):
         self.cfg, self.bootstrap, self.postgres_url, self.supervisor = cfg, bootstrap, postgres_url, supervisor
         self.events_topic, self.alerts_topic = fresh("it-cep-events"), fresh("it-cep-alerts")
         ensure_topics(AdminClient({"bootstrap.servers": bootstrap}), [
@@ -166,8 +168,8 @@ class Module:
 
 
 @pytest.fixture(scope="module")
-def flink_venv(stack_cfg: StackConfig) -> Path:
-    return ensure_flink_venv(log_dir=stack_cfg.log_dir)
+def flink_venv(stack_cfg: Settings) -> Path:
+    return ensure_flink_venv(stack_cfg.flink_venv_dir, log_dir=stack_cfg.log_dir)
 
 
 @pytest.fixture(scope="module")
@@ -451,7 +453,7 @@ def test_job_submitted_to_a_local_session_cluster_raises_alerts(stack_cfg, kafka
                                                                  services, flink_venv):
     """JobManager and TaskManager from the PyFlink distribution's scripts on localhost; the job is
     submitted with FLINK_JOBMANAGER and its alert comes out of the cluster."""
-    jm = FlinkJobManager(stack_cfg, rest_port=free_port(), rpc_port=free_port())
+    jm = FlinkJobManager(stack_cfg, rest_port=free_port(), rpc_port=free_port(), venv=stack_cfg.flink_venv_dir)
     tm = FlinkTaskManager(stack_cfg, jm, slots=2)
     events_topic, alerts_topic = fresh("it-cluster-events"), fresh("it-cluster-alerts")
     ensure_topics(AdminClient({"bootstrap.servers": kafka_bootstrap}), [

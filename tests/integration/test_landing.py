@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +23,8 @@ from analytics_defs.constants import (
 )
 from analytics_defs.partitions import WINDOW_MS, window_key, window_start_ms
 from assets.bronze import bronze_landing
+from assets.landing import window_predicate
+from assets.reconciliation import balance_window, reconcile
 from contract.topics import USER_EVENTS
 from contract.user_events import QuarantineReason
 from resources.kafka import KafkaResource, PartitionRange, ranges_from_json
@@ -29,9 +32,8 @@ from resources.postgres import PostgresResource
 from resources.spark import SparkResource
 from resources.warehouse import WarehouseResource
 from sensors.kafka_windows import user_events_window_sensor
+from settings import PROJECT_ROOT
 from simulator import SimulatorConfig, load_ground_truth, make_producer, run
-from stack.config import PROJECT_ROOT
-from stack.reconcile import reconcile
 
 pytestmark = pytest.mark.integration
 
@@ -242,3 +244,24 @@ def test_delta_rs_and_spark_read_the_same_table(landing, landed, spark):
     spark_count = spark.read.format("delta").load(landing["bronze"]).count()
     assert DeltaTable(landing["bronze"]).to_pyarrow_table(columns=["event_id"]).num_rows == spark_count
     assert (Path(landing["bronze"]) / "_delta_log").is_dir()
+
+
+def test_reconciliation_check_reads_back_and_fails_on_a_lost_write(landing, landed, spark, stack_root):
+    """The blocking check balances what the tables hold, not what was written: rows deleted by a later
+    table version, or a data file deleted under the table, fail it."""
+    key = next(iter(landed))
+    ranges = ranges_from_json(landed[key].dagster_run.tags[TAG_KAFKA_OFFSETS])
+    window = datetime.fromtimestamp(window_start_ms(key) / 1000, UTC)
+    # a copy of both tables, so the tampering leaves the module's tables as they were
+    bronze, quarantine = (str(stack_root / "tamper" / name) for name in ("bronze", "quarantine"))
+    for source, target in ((landing["bronze"], bronze), (landing["quarantine"], quarantine)):
+        spark.read.format("delta").load(source).where(window_predicate(window)).write.format("delta").save(target)
+    assert balance_window(bronze, quarantine, window, ranges).passed
+
+    spark.sql(f"DELETE FROM delta.`{bronze}` WHERE {window_predicate(window)} AND kafka_offset % 97 = 0")
+    truncated = balance_window(bronze, quarantine, window, ranges)
+    assert not truncated.passed and "expected offsets" in truncated.metadata["problems"]
+
+    Path(DeltaTable(bronze).file_uris()[0].removeprefix("file://")).unlink()
+    lost = balance_window(bronze, quarantine, window, ranges)
+    assert not lost.passed and "error" in lost.metadata

@@ -18,9 +18,9 @@ from resources.kafka import KafkaResource, ensure_topics
 from resources.mlflow import TAG_DAGSTER_ASSET, TAG_DAGSTER_RUN_ID, MLflowResource
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
-from stack.config import PROJECT_ROOT
+from settings import PROJECT_ROOT
 from stack.migrate import migrate
-from stack.services import write_dagster_yaml
+from stack.services.dagster import write_dagster_yaml
 
 pytestmark = pytest.mark.integration
 

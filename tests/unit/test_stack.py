@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from stack.config import ConfigError, StackConfig, redact, with_database
+from settings import ConfigError, Settings, redact, with_database
 from stack.procs import ProcessSpec, StartError, Supervisor, free_port, group_members, port_open
 
 pytestmark = pytest.mark.unit
 
 
-def test_defaults_are_local_and_managed():
-    cfg = StackConfig.from_env({})
+def test_defaults_are_local_and_managed(tmp_path):
+    cfg = Settings.from_env({"LAKEHOUSE_DATA_DIR": str(tmp_path / ".lakehouse")})
     assert cfg.kafka_bootstrap == "127.0.0.1:9092"
     assert cfg.postgres_url == "postgresql://lakehouse@127.0.0.1:5433/analytics_db"
     assert cfg.dagster_postgres_url.endswith("/dagster")
@@ -24,7 +24,7 @@ def test_defaults_are_local_and_managed():
 
 
 def test_external_endpoints_switch_services_to_unmanaged():
-    cfg = StackConfig.from_env(
+    cfg = Settings.from_env(
         {"POSTGRES_URL": "postgresql://app:s3cret@db.internal:5432/analytics", "KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092"}
     )
     assert cfg.kafka_bootstrap == "k1:9092,k2:9092"
@@ -39,11 +39,13 @@ def test_redact_hides_passwords_only():
 
 def test_bad_settings_fail_fast_with_the_name_to_set():
     with pytest.raises(ConfigError, match="KAFKA_PORT"):
-        StackConfig.from_env({"KAFKA_PORT": "ninety"})
+        Settings.from_env({"KAFKA_PORT": "ninety"})
     with pytest.raises(ConfigError, match="POSTGRES_PORT"):
-        StackConfig.from_env({"POSTGRES_PORT": "70000"})
+        Settings.from_env({"POSTGRES_PORT": "70000"})
     with pytest.raises(ConfigError, match="POSTGRES_URL must look like"):
         with_database("mysql://u:pw@h/db", "x")
+    with pytest.raises(ConfigError, match="FLINK_CEP_ENABLED"):
+        Settings.from_env({"FLINK_CEP_ENABLED": "perhaps"})
 
 
 def _server_spec(tmp_path: Path, port: int, name: str = "echo") -> ProcessSpec:

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from stack.config import PROJECT_ROOT
+from settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
 

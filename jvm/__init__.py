@@ -1,5 +1,9 @@
 """Java and the JVM artifacts of the stack, resolved once from Maven Central through jvm/pom.xml.
 
+Ground floor beside `settings`: the supervisor (starting Kafka, Spark, Flink) and the code location
+(a classic Spark session's classpath) both read the jar lists from here. The pom travels with the
+package (package data), so an installed copy resolves the same artifacts.
+
 `resolve_jars()` runs Maven per profile (kafka, spark, flink) into `jvm/lib/<profile>/` and stamps the
 result with the pom's hash, so a second run is a no-op and a changed pom re-resolves. Nothing resolves
 at run time: Spark sessions, the Kafka broker and the Flink job read these folders offline.
@@ -15,9 +19,9 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-from stack.config import PROJECT_ROOT, ConfigError
+from settings import ConfigError, current
 
-POM = PROJECT_ROOT / "jvm" / "pom.xml"
+POM = Path(__file__).resolve().parent / "pom.xml"
 PROFILES = ("kafka", "spark", "flink")
 MIN_JAVA = 17
 
@@ -26,8 +30,9 @@ MIN_JAVA = 17
 def java_home() -> Path:
     """JAVA_HOME, or the JDK that `java` on PATH belongs to. Fails fast when there is none >= 17."""
     candidates = []
-    if os.environ.get("JAVA_HOME"):
-        candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
+    configured = current().java_home_dir
+    if configured:
+        candidates.append(configured / "bin" / "java")
     on_path = shutil.which("java")
     if on_path:
         candidates.append(Path(on_path).resolve())
@@ -35,7 +40,7 @@ def java_home() -> Path:
         if java.exists() and _java_major(java) >= MIN_JAVA:
             return java.parent.parent
     raise ConfigError(
-        f"Java {MIN_JAVA} or newer was not found (JAVA_HOME={os.environ.get('JAVA_HOME', 'unset')}). "
+        f"Java {MIN_JAVA} or newer was not found (JAVA_HOME={configured or 'unset'}). "
         f"Install it (apt-get install openjdk-17-jdk-headless) or set JAVA_HOME to a JDK >= {MIN_JAVA}."
     )
 
