@@ -8,7 +8,6 @@ import multiprocessing as mp
 import os
 import re
 import time
-from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,12 +16,10 @@ from pathlib import Path
 import psycopg
 import requests
 
+from alerts.scoring import RuleScore, rule_counts, score, subject  # noqa: F401 (the benches import them from here)
 from bench.common import Services
-from contract.detection import RULE_SEVERITY
 from contract.topics import SECURITY_ALERTS
 from settings import Settings
-from simulator import GroundTruth
-from simulator.truth import RULE_BEHAVIOR_ANOMALY
 from stack.procs import free_port, group_members, wait_until
 from stack.services import AlertLoader, FlinkCEP
 
@@ -179,67 +176,3 @@ def format_percentiles(name: str, values: list[float]) -> str:
         return f"{name:<38} (no alerts)"
     return (f"{name:<38} n={p['n']:<4} p50={p['p50']:6.0f}  p95={p['p95']:6.0f}  p99={p['p99']:6.0f}  "
             f"max={p['max']:6.0f} ms")
-
-
-@dataclass
-class RuleScore:
-    positives: int = 0  # complete labels expecting an alert
-    found: int = 0  # of those, labels with at least one alert of the rule on their subject
-    controls: int = 0  # complete labels expecting none
-    alerts: int = 0
-    true_alerts: int = 0  # alerts on a subject whose label expects this rule
-
-    @property
-    def recall(self) -> float | None:
-        return self.found / self.positives if self.positives else None
-
-    @property
-    def precision(self) -> float | None:
-        return self.true_alerts / self.alerts if self.alerts else None
-
-
-def subject(alert_or_label) -> str:
-    user = alert_or_label["user_id"] if isinstance(alert_or_label, dict) else alert_or_label.user_id
-    ip = alert_or_label["ip"] if isinstance(alert_or_label, dict) else alert_or_label.ip
-    return user if user is not None else ip
-
-
-def score(truth: GroundTruth, alerts: list[dict]) -> tuple[dict[str, RuleScore], list[str]]:
-    """Per rule: recall over complete positive labels, precision over distinct alerts. An alert is true
-    when a complete label of the same rule and subject expects an alert; anything else (a control's
-    subject, a background user, an incomplete scenario) counts against precision."""
-    labels = [lb for lb in truth.labels if lb.expected_rule != RULE_BEHAVIOR_ANOMALY]
-    by_key = defaultdict(list)
-    for lb in labels:
-        by_key[(lb.expected_rule, subject(lb))].append(lb)
-    scores = {rule: RuleScore() for rule in RULE_SEVERITY}
-    problems = []
-    hit = set()
-    unique = {a["alert_id"]: a for a in alerts}
-    for alert in unique.values():
-        s = scores[alert["rule"]]
-        s.alerts += 1
-        matching = [lb for lb in by_key.get((alert["rule"], subject(alert)), []) if lb.expected_alert]
-        if matching:
-            s.true_alerts += 1
-            hit.update(id(lb) for lb in matching)
-        else:
-            scenarios = [lb.scenario for lb in by_key.get((alert["rule"], subject(alert)), [])] or ["background"]
-            problems.append(f"false positive {alert['rule']} on {subject(alert)} ({', '.join(scenarios)})")
-    for lb in labels:
-        if not lb.complete:
-            continue
-        s = scores[lb.expected_rule]
-        if lb.expected_alert:
-            s.positives += 1
-            if id(lb) in hit:
-                s.found += 1
-            else:
-                problems.append(f"missed {lb.expected_rule} {lb.scenario} {subject(lb)}")
-        else:
-            s.controls += 1
-    return scores, problems
-
-
-def rule_counts(alerts: list[dict]) -> Counter:
-    return Counter(a["rule"] for a in {a["alert_id"]: a for a in alerts}.values())

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         alerts = capture.stop()
         stored = stored_alerts(stack.postgres_url)
         truth = load_ground_truth(summary["out_dir"])  # inside: the run's directory goes with the stack
-    scores, problems = score(truth, alerts)
+    scores, problems = score(truth.labels, alerts)
 
     say(f"CEP quality: {args.duration_s:.0f} simulated s at {args.rate:.0f} events/s, {args.users} users, "
         f"{args.scenario_rate:.0f} scenarios/min, seed {args.seed}")

@@ -97,8 +97,13 @@ class Settings(BaseSettings):
     dashboard_port: Port = _env("DASHBOARD_PORT", 8082)
     simulator_enabled: bool = _env("SIMULATOR_ENABLED", True)
     simulator_rate: int = _env("SIMULATOR_RATE", 200, gt=0)
+    simulator_scenario_rate: float = _env("SIMULATOR_SCENARIO_RATE", 2.0, ge=0)
     # the lakehouse itself
     partitions_start: str | None = _env("LAKEHOUSE_PARTITIONS_START", None)
+    # event dates before the first window that silver (by event date) still accepts: replayed and late data
+    event_lookback_days: int = _env("LAKEHOUSE_EVENT_LOOKBACK_DAYS", 7, ge=0)
+    # today's silver, features and SQL models are refreshed at most this often (seconds)
+    silver_refresh_interval_s: int = _env("SILVER_REFRESH_INTERVAL_S", 300, ge=10)
     warehouse_root: str | None = _env("LAKEHOUSE_WAREHOUSE", None)
     # installed tools
     java_home_dir: Path | None = _env("JAVA_HOME", None)

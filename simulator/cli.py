@@ -25,6 +25,7 @@ from contract.topics import USER_EVENTS
 from contract.user_events import DEFAULT_MAX_PAYLOAD_BYTES
 from settings import current
 from simulator.config import CLOCK_REALTIME, CLOCK_SIMULATED, SimulatorConfig, SimulatorConfigError
+from simulator.population_store import PopulationStore
 from simulator.produce import check_topic, ensure_reachable, make_producer, run
 
 log = logging.getLogger("simulator")
@@ -80,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out-dir",
         type=Path,
         help="ground-truth directory (default: $LAKEHOUSE_DATA_DIR/simulator/<run id>)",
+    )
+    p.add_argument(
+        "--population",
+        type=Path,
+        help="keep the simulated users in this directory and continue them on every start (the stack's "
+        "service uses <data dir>/simulator/population); without it each run has a population of its own",
     )
     p.add_argument(
         "--max-payload-bytes",
@@ -149,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     stop = threading.Event()
     _stop_on_signals(stop)
-    summary = run(config, producer, stop=stop)
+    store = PopulationStore(args.population) if args.population else None
+    if store is not None:
+        log.info("population %s: %s", args.population, "continued" if store.exists() else "created")
+    summary = run(config, producer, stop=stop, store=store)
     json.dump(summary, sys.stdout, indent=2, sort_keys=True)
     print()
     return 0 if summary["failed"] == 0 and summary["undelivered_after_flush"] == 0 else 1

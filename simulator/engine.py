@@ -33,6 +33,7 @@ from simulator.geo import City
 from simulator.malformed import HEADER_EXPECTED, KIND_DUPLICATE, KIND_MALFORMED, MalformedFactory
 from simulator.personas import PERSONAS_BY_NAME
 from simulator.population import IpPool, User, build_population, new_device, new_user
+from simulator.population_store import Population
 from simulator.scenarios import KIND_SCENARIO, TEMPLATES, Plan, ScenarioContext, build
 from simulator.traffic import KIND_BACKGROUND, Guards, SessionWriter
 from simulator.truth import RULE_BEHAVIOR_ANOMALY, GroundTruth, Label, MalformedRecord
@@ -83,6 +84,7 @@ class Simulator:
         *,
         stop: threading.Event | None = None,
         idle: Callable[[float], object] = time.sleep,
+        population: Population | None = None,
     ):
         config.validate()
         self.config = config
@@ -94,11 +96,18 @@ class Simulator:
         self.end_ms = self.start_ms + horizon if config.duration_s is not None else None
         self._deadline = self.start_ms + horizon if horizon is not None else None
         self._clock_start_ms = self.start_ms - WARMUP_MS
-        self._ips = IpPool(USER_IP_BASE)
-        self.users: list[User] = build_population(
-            random.Random(f"{seed}:population"), config.users, self._ips
-        )
-        self._next_user_index = config.users
+        # the standing population: built from the seed, or continued from a stored one (its own seed)
+        if population is None:
+            self._ips = IpPool(USER_IP_BASE)
+            standing = build_population(random.Random(f"{seed}:population"), config.users, self._ips)
+            self._population_seed, self._next_user_index, attacker_ips, self._scenario_base = seed, config.users, 0, 0
+        else:
+            self._ips = IpPool(USER_IP_BASE, population.user_ips)
+            standing = population.users
+            self._population_seed, self._next_user_index = population.seed, population.next_user_index
+            attacker_ips, self._scenario_base = population.attacker_ips, population.scenario_seq
+        self._standing: list[User] = standing
+        self.users: list[User] = list(standing)  # plus the users scenarios create
         self._rng = random.Random(f"{seed}:traffic")
         self._writer = SessionWriter(self._rng, Guards(t))
         self.labels: list[Label] = []
@@ -119,10 +128,12 @@ class Simulator:
         self._malformed_factory = MalformedFactory(
             random.Random(f"{seed}:malformed"), config.max_payload_bytes, config.future_offset_ms
         )
+        self._attacker_ips = IpPool(ATTACKER_IP_BASE, attacker_ips)
         if config.scenarios:
-            self._plan_drifts(random.Random(f"{seed}:drift"))
+            drift_rng = random.Random(f"{seed}:drift")
+            self._schedule_drifts(self._plan_drifts(drift_rng) if population is None else population.drifts, drift_rng)
             self._scenario_ctx = ScenarioContext(
-                random.Random(f"{seed}:scenarios"), t, self._new_scenario_user, IpPool(ATTACKER_IP_BASE)
+                random.Random(f"{seed}:scenarios"), t, self._new_scenario_user, self._attacker_ips
             )
             self._scenario_turn = 0
             if config.scenario_rate > 0:
@@ -131,14 +142,14 @@ class Simulator:
 
     # -- set-up -------------------------------------------------------------------------------------
 
-    def _plan_drifts(self, rng: random.Random) -> None:
+    def _plan_drifts(self, rng: random.Random) -> list[Drift]:
         cfg = self.config
         n = cfg.drift_users if cfg.drift_users is not None else max(1, cfg.users // 200)
         candidates = [u for u in self.users if u.persona.name != "bot_like_scraper"]
         horizon = cfg.horizon_ms or OPEN_ENDED_HORIZON_MS
-        drifts = plan_drifts(
-            rng, candidates, n, self.start_ms, horizon, lambda: new_device(rng, "bot", self._ips)
-        )
+        return plan_drifts(rng, candidates, n, self.start_ms, horizon, lambda: new_device(rng, "bot", self._ips))
+
+    def _schedule_drifts(self, drifts: list[Drift], rng: random.Random) -> None:
         for i, drift in enumerate(drifts):
             label = Label(
                 f"drift-{i:05d}",
@@ -248,7 +259,7 @@ class Simulator:
         for _ in range(len(names)):
             name = names[self._scenario_turn % len(names)]
             self._scenario_turn += 1
-            scenario_id = f"sc-{sum(self.scenario_counts.values()):05d}"
+            scenario_id = f"sc-{self._scenario_base + sum(self.scenario_counts.values()):06d}"
             plan = build(self._scenario_ctx, name, scenario_id, start, self._deadline)
             if plan is not None:
                 self._accept(plan)
@@ -338,6 +349,21 @@ class Simulator:
                         if produced >= limit:
                             return
 
+    # -- the population, to continue it in the next run -------------------------------------------
+
+    def population(self, runs: int = 0) -> Population:
+        """The standing users with their state now, the drift plan and every counter handed out."""
+        return Population(
+            seed=self._population_seed,
+            users=self._standing,
+            drifts=[drift for drift, _ in self._drifts],
+            next_user_index=self._next_user_index,
+            user_ips=self._ips.taken,
+            attacker_ips=self._attacker_ips.taken,
+            scenario_seq=self._scenario_base + sum(self.scenario_counts.values()),
+            runs=runs,
+        )
+
     # -- ground truth -------------------------------------------------------------------------------
 
     def ground_truth(self, extra_summary: dict | None = None) -> GroundTruth:
@@ -367,7 +393,8 @@ class Simulator:
             "last_occurred_at": self.last_ts,
             "target_rate": cfg.rate,
             "event_rate": round(sum(self.counts.values()) / span_s, 1) if span_s > 0 else None,
-            "users": cfg.users,
+            "users": len(self._standing),
+            "population_seed": self._population_seed,
             "messages": sum(self.counts.values()),
             "by_kind": {kind: self.counts.get(kind, 0) for kind in KINDS},
             "malformed_by_reason": dict(sorted(self.malformed_by_reason.items())),

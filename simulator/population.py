@@ -41,12 +41,17 @@ USER_AGENTS: dict[str, tuple[str, ...]] = {
 
 
 class IpPool:
-    """Hands out distinct IPv4 addresses from a base upwards, skipping .0 and .255 host octets."""
+    """Hands out distinct IPv4 addresses from a base upwards, skipping .0 and .255 host octets.
+    `taken` addresses were handed out already (a restored pool continues after them)."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, taken: int = 0):
         a, b, c, d = (int(x) for x in base.split("."))
         self._base = (a << 24) | (b << 16) | (c << 8) | d
-        self._next = 0
+        self._next = taken
+
+    @property
+    def taken(self) -> int:
+        return self._next
 
     def take(self) -> str:
         k = self._next

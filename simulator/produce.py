@@ -23,6 +23,7 @@ from contract.topics import USER_EVENTS
 from contract.user_events import UserEvent
 from simulator.config import CLOCK_SIMULATED, SimulatorConfig, SimulatorConfigError
 from simulator.engine import Simulator
+from simulator.population_store import PopulationStore
 from simulator.truth import write_ground_truth
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ PRODUCER_CONFIG: dict[str, object] = {
     "allow.auto.create.topics": False,
 }
 CHUNK = 50_000  # messages generated ahead of producing them, in the simulated clock
+CHECKPOINT_S = 30.0  # how often a run with a population store saves the population and its ground truth
 POLL_EVERY = 2_000  # produce() calls between polls for delivery reports
 
 
@@ -122,25 +124,38 @@ def run(
     *,
     stop: threading.Event | None = None,
     flush_timeout_s: float = 60.0,
+    store: PopulationStore | None = None,
 ) -> dict:
     """Produce one simulator run to `config.topic`, then write its ground truth; returns the summary.
 
     Stops at the configured duration or count, or when `stop` is set (flushing what was produced).
     The summary adds to the simulator's counts: produced, delivered, failed (by error), seconds spent
     generating and producing, and the resulting messages per second.
+
+    With a `store`, the run continues the population kept there (or creates it) and checkpoints it,
+    with the run's ground truth so far, every CHECKPOINT_S seconds and at the end.
     """
     stop = stop or threading.Event()
-    sim = Simulator(config, stop=stop, idle=producer.poll)
+    population = store.load() if store is not None and store.exists() else None
+    sim = Simulator(config, stop=stop, idle=producer.poll, population=population)
+    runs = (population.runs if population else 0) + 1
     run_id = config.resolved_run_id()
     out_dir = config.resolved_out_dir(run_id)
     delivery = Delivery()
     topic, produced, malformed_seen = config.topic, 0, 0
     generate_s = produce_s = 0.0
-    started = time.perf_counter()
+    started = last_checkpoint = time.perf_counter()
     stream = sim.events()
     chunk_size = CHUNK if config.clock == CLOCK_SIMULATED else 1
+    if store is not None:
+        store.save(sim.population(runs), clean=False)
     try:
         while True:
+            if store is not None and time.perf_counter() - last_checkpoint > CHECKPOINT_S:
+                last_checkpoint = time.perf_counter()
+                producer.flush(flush_timeout_s)  # the truth on disk never names a message still in flight
+                store.save(sim.population(runs), clean=False)
+                write_ground_truth(out_dir, sim.ground_truth({"run_id": run_id, "out_dir": str(out_dir)}))
             t0 = time.perf_counter()
             chunk = list(islice(stream, chunk_size))
             t1 = time.perf_counter()
@@ -184,6 +199,8 @@ def run(
         }
         truth = sim.ground_truth(summary)
         write_ground_truth(out_dir, truth)
+        if store is not None:
+            store.save(sim.population(runs), clean=undelivered == 0)
         span_s = ((sim.last_ts or 0) - (sim.first_ts or 0)) / 1000
         if sim.sessions_skipped_busy > 0.05 * span_s:
             log.warning(

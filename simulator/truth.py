@@ -94,12 +94,23 @@ def write_ground_truth(out_dir: Path, truth: GroundTruth) -> Path:
     return out_dir
 
 
+def read_labels(path: Path) -> list[Label]:
+    return [Label(**row) for row in _read_jsonl(path)]
+
+
+def read_summary(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def load_ground_truth(out_dir: Path | str) -> GroundTruth:
     """Read a run directory written by `write_ground_truth` back into the same objects."""
     out_dir = Path(out_dir)
     return GroundTruth(
         users=_read_jsonl(out_dir / USERS_FILE),
-        labels=[Label(**row) for row in _read_jsonl(out_dir / LABELS_FILE)],
+        labels=read_labels(out_dir / LABELS_FILE),
         malformed=[MalformedRecord(**row) for row in _read_jsonl(out_dir / MALFORMED_FILE)],
         summary=json.loads((out_dir / SUMMARY_FILE).read_text()),
     )

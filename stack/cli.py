@@ -6,6 +6,8 @@
     lakehouse status   one line per service: running/stopped, healthy or not, endpoint
     lakehouse reset    down, then delete the data directory (asks, unless --yes)
     lakehouse reconcile  per closed window: Kafka messages vs bronze + quarantine rows
+    lakehouse score-alerts  precision and recall of every CEP rule against the simulator's ground truth
+    lakehouse psql     psql on the analytics database
     lakehouse bootstrap  topics, databases, migrations and dagster.yaml on the configured endpoints
     lakehouse serve NAME run one service in the foreground (container entry point)
     lakehouse test     setup, then the unit and the integration tests
@@ -167,6 +169,44 @@ def reconcile(cfg: Settings, minutes: int) -> int:
     return 1 if any(b.status == "MISMATCH" for b in balances) else 0
 
 
+def psql(cfg: Settings, psql_args: list[str]) -> None:
+    """Replace this process with psql on the analytics database (the password travels in the
+    environment, never on the command line)."""
+    from urllib.parse import urlsplit
+
+    from settings import redact
+
+    parts = urlsplit(cfg.postgres_url)
+    env = {**os.environ, "PGPASSWORD": parts.password or ""}
+    if not shutil.which("psql"):
+        raise ConfigError("psql is not installed (apt-get install postgresql-client)")
+    os.execvpe("psql", ["psql", redact(cfg.postgres_url).replace(":***@", "@"), *psql_args], env)
+
+
+def score_alerts(cfg: Settings, min_precision: float, min_recall: float) -> int:
+    """Every CEP alert stored so far, scored against every truth file the simulator wrote."""
+    import psycopg
+
+    from alerts.scoring import format_scores, read_truth, score, stored_cep_alerts
+
+    truth = read_truth(cfg.data_dir / "simulator")
+    with psycopg.connect(cfg.postgres_url) as conn:
+        alerts, later = stored_cep_alerts(conn, truth.covered_until_ms)
+    scores, problems = score(truth.labels, alerts)
+    print(f"{truth.runs} simulator runs, {len(truth.labels)} labels; {len(alerts)} alerts scored "
+          f"({later} newer than the truth files, left for the next call)")
+    print(format_scores(scores))
+    for problem in problems[:20]:
+        print(f"  {problem}")
+    if len(problems) > 20:
+        print(f"  ... and {len(problems) - 20} more")
+    below = [rule for rule, s in scores.items()
+             if (s.precision is not None and s.precision < min_precision) or (s.recall is not None and s.recall < min_recall)]
+    if below:
+        print(f"below precision {min_precision} / recall {min_recall}: {', '.join(below)}")
+    return 1 if below else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("bootstrap")
     sub.add_parser("serve").add_argument("name", help="service name, as `status` prints it")
     sub.add_parser("reconcile").add_argument("--minutes", type=int, default=60, help="how far back (default 60)")
+    scorer = sub.add_parser("score-alerts", help="precision and recall of every CEP rule against the simulator's truth")
+    scorer.add_argument("--min-precision", type=float, default=0.0, help="exit 1 if a rule's precision is below")
+    scorer.add_argument("--min-recall", type=float, default=0.0, help="exit 1 if a rule's recall is below")
+    sub.add_parser("psql", help="psql on the analytics database").add_argument("psql_args", nargs=argparse.REMAINDER)
     sub.add_parser("test").add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
     args = parser.parse_args(argv)
     try:
@@ -196,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             serve(cfg, args.name)
         elif args.command == "reconcile":
             return reconcile(cfg, args.minutes)
+        elif args.command == "score-alerts":
+            return score_alerts(cfg, args.min_precision, args.min_recall)
+        elif args.command == "psql":
+            psql(cfg, args.psql_args)
         elif args.command == "test":
             return test(cfg, args.pytest_args)
     except (ConfigError, StartError) as exc:

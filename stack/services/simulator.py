@@ -1,5 +1,7 @@
 """The simulator: simulated user traffic at a modest real-time rate, so data flows after `up`
-(SIMULATOR_ENABLED=0 switches it off). Its ground truth is written under <data>/simulator/."""
+(SIMULATOR_ENABLED=0 switches it off). Its users belong to the data directory
+(<data>/simulator/population, continued on every start); the ground truth of each start is written to
+<data>/simulator/<run id>/ and read by `lakehouse score-alerts`."""
 
 from __future__ import annotations
 
@@ -16,12 +18,17 @@ class Simulator(Service):
     def endpoint(self) -> str:
         return f"{self.settings.simulator_rate} events/s -> {self.settings.kafka_bootstrap}"
 
+    @property
+    def population_dir(self):
+        return self.settings.data_dir / "simulator" / "population"
+
     def spec(self) -> ProcessSpec:
         rate = self.settings.simulator_rate
         return ProcessSpec(
             name=self.name,
             argv=[sys.executable, "-m", "simulator", "--clock", "realtime", "--rate", str(rate),
-                  "--users", str(max(1000, 25 * rate))],
+                  "--users", str(max(1000, 25 * rate)), "--population", str(self.population_dir),
+                  "--scenario-rate", str(self.settings.simulator_scenario_rate)],
             env=self.settings.service_env(),
             cwd=PROJECT_ROOT,
             healthy=self.healthy,

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """A fresh virtualenv holding a non-editable install of the project. Its dependencies are this
+    """A fresh virtualenv holding a non-editable install of the project (built the way `pip install .`
+    builds it). Its dependencies are this
     environment's (a path line, so the checkout's editable-install finder is not loaded there)."""
     root = tmp_path_factory.mktemp("install")
     venv = root / "venv"
@@ -27,7 +28,7 @@ def installed(tmp_path_factory) -> Path:
     site = next((venv / "lib").glob("python3*/site-packages"))
     (site / "zz-lakehouse-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     build = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(PROJECT_ROOT)],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(PROJECT_ROOT)],
         capture_output=True, text=True, timeout=600, cwd=root,
     )
     assert build.returncode == 0, build.stderr[-3000:]

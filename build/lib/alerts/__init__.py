@@ -1,0 +1,1 @@
+"""Security alerts downstream of Kafka: the loader that stores `security-alerts` in PostgreSQL."""

@@ -1,0 +1,36 @@
+"""Partitions of the lakehouse: 1-minute windows of Kafka broker time for bronze.
+
+The first window is where this deployment's data starts (`Settings.first_window`: LAKEHOUSE_PARTITIONS_START,
+else the minute the data directory first ran a stack), so the catalog shows real gaps only and
+"backfill missing" never means tens of thousands of windows before any data existed.
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from settings import MINUTE_FORMAT, current
+
+WINDOW_MINUTES = 1
+WINDOW_MS = WINDOW_MINUTES * 60_000
+MINUTE_KEY_FORMAT = MINUTE_FORMAT
+# How long after its end a window's offsets are final: the clock difference tolerated between this host
+# and the broker (LogAppendTime) when deciding that a window has closed.
+WINDOW_CLOSE_GRACE_MS = 2000
+
+
+def minute_windows_from(start: datetime) -> dg.TimeWindowPartitionsDefinition:
+    return dg.TimeWindowPartitionsDefinition(
+        start=start.strftime(MINUTE_KEY_FORMAT), cron_schedule="* * * * *", fmt=MINUTE_KEY_FORMAT, timezone="UTC"
+    )
+
+
+minute_windows = minute_windows_from(current().first_window())
+
+
+def window_key(window_start_ms: int) -> str:
+    return datetime.fromtimestamp(window_start_ms / 1000, UTC).strftime(MINUTE_KEY_FORMAT)
+
+
+def window_start_ms(key: str) -> int:
+    return int(datetime.strptime(key, MINUTE_KEY_FORMAT).replace(tzinfo=UTC).timestamp() * 1000)

@@ -1,0 +1,280 @@
+"""Landing one micro-batch window of Kafka `user-events` into the bronze and quarantine Delta tables.
+
+Plain Spark, no Dagster: the `bronze_user_events` asset and the landing benchmark call `land_window`
+alike. The window is an exact offset range per Kafka partition, so a rerun or a backfill reads the very
+same messages, and both tables are written with `replaceWhere` on the window: reruns replace, never
+append. Every message ends in exactly one of the two tables, so for each window
+
+    Kafka messages in the offset range == bronze rows + quarantine rows.
+
+Validation order (the first failing rule names the reason; contract.user_events.QuarantineReason):
+empty -> oversized -> invalid UTF-8 -> invalid JSON / not an object -> schema_version (missing, wrong
+type, unsupported) -> missing required fields -> wrong types -> invalid event_id -> unknown event_type
+-> invalid coordinates -> future timestamp -> duplicate event_id within the window (the first copy, by
+partition and offset, is kept). Spark's JSON reader is lenient in two ways we accept and document:
+single-quoted strings and trailing text after the object parse as JSON, and scalars are coerced into
+STRING fields (`"user_id": 42` lands as "42").
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from contract.user_events import (
+    DEFAULT_MAX_FUTURE_SKEW_MS,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    EVENT_TYPES,
+    FIELDS,
+    REQUIRED_FIELDS,
+    SCHEMA_VERSION,
+    SPARK_SCHEMA_DDL,
+)
+from contract.user_events import (
+    QuarantineReason as R,
+)
+from resources.kafka import PartitionRange
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# Every field read as raw JSON text: tells "absent or null" apart from "present with another type".
+_RAW_DDL = ", ".join(f"{f.name} STRING" for f in FIELDS)
+
+BRONZE_COLUMNS: tuple[str, ...] = (
+    *(f.name for f in FIELDS),
+    "occurred_at_ts",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_timestamp",
+    "window_start",
+    "landed_at",
+)
+# Delta collects min/max statistics only on these (by default it takes the first 32 columns, which
+# costs a good part of a window's write and buys nothing for random ids and payload bytes).
+BRONZE_STATS_COLUMNS = ("occurred_at_ts", "event_type", "kafka_partition", "kafka_offset")
+QUARANTINE_STATS_COLUMNS = ("reason", "kafka_partition", "kafka_offset")
+QUARANTINE_COLUMNS: tuple[str, ...] = (
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_timestamp",
+    "kafka_key",
+    "raw_value",
+    "payload_bytes",
+    "reason",
+    "window_start",
+    "landed_at",
+)
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS
+
+
+@dataclass(frozen=True)
+class LandingResult:
+    window_start: datetime
+    ranges: tuple[PartitionRange, ...]
+    rows_in: int
+    rows_landed: int
+    rows_quarantined: int
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_in / self.seconds if self.seconds else 0.0
+
+
+def read_kafka_range(
+    spark: SparkSession, bootstrap_servers: str, topic: str, ranges: Sequence[PartitionRange]
+) -> DataFrame:
+    """Exactly the messages in `ranges` ([start, end) per partition); fails if any were deleted."""
+    partitions = [r.partition for r in ranges]
+    return (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap_servers)
+        .option("assign", json.dumps({topic: partitions}))
+        .option("startingOffsets", json.dumps({topic: {str(r.partition): r.start for r in ranges}}))
+        .option("endingOffsets", json.dumps({topic: {str(r.partition): r.end for r in ranges}}))
+        .option("failOnDataLoss", "true")
+        # bigger fetches than the consumer defaults (1 MiB per partition): fewer round trips per window
+        .option("kafka.max.partition.fetch.bytes", str(16 * 1024 * 1024))
+        .option("kafka.fetch.max.bytes", str(64 * 1024 * 1024))
+        .load()
+    )
+
+
+def _reason(limits: ParseLimits) -> Column:
+    """The first rule a message breaks, or null for a valid event (duplicates are marked later).
+
+    `_typed` is the payload parsed against the contract. Spark sets its `_corrupt` column both for text
+    that is not a JSON object and for a field of the wrong type; only for those rows is the payload
+    parsed a second time with every field as raw text (`_raw`), which tells the two apart: invalid JSON
+    is corrupt even then, a wrong type is a field present in `_raw` but null in `_typed`.
+    """
+    typed, raw = F.col("_typed"), F.col("_raw")
+
+    def missing(name: str) -> Column:
+        text = F.when(raw.isNull(), typed[name].cast("string")).otherwise(raw[name])
+        return text.isNull() | (F.trim(text) == "")
+
+    def wrong_type(name: str) -> Column:
+        return raw.isNotNull() & raw[name].isNotNull() & typed[name].isNull()
+
+    lat, lon = typed["lat"], typed["lon"]
+    chain = (
+        F.when(F.col("payload_bytes") == 0, R.EMPTY_PAYLOAD.value)
+        .when(F.col("payload_bytes") > limits.max_payload_bytes, R.OVERSIZED_PAYLOAD.value)
+        .when(~F.col("_utf8"), R.INVALID_UTF8.value)
+        .when(typed.isNull() | raw["_corrupt"].isNotNull(), R.INVALID_JSON.value)
+        .when(missing("schema_version"), f"{R.MISSING_FIELD}:schema_version")
+        .when(wrong_type("schema_version"), f"{R.WRONG_TYPE}:schema_version")
+        .when(typed["schema_version"] != SCHEMA_VERSION, R.UNSUPPORTED_SCHEMA_VERSION.value)
+    )
+    for name in REQUIRED_FIELDS:
+        chain = chain.when(missing(name), f"{R.MISSING_FIELD}:{name}")
+    for f in FIELDS:
+        if f.spark_type != "STRING":
+            chain = chain.when(wrong_type(f.name), f"{R.WRONG_TYPE}:{f.name}")
+    return (
+        chain.when(~typed["event_id"].rlike(UUID_PATTERN), R.INVALID_EVENT_ID.value)
+        .when(~typed["event_type"].isin(*EVENT_TYPES), R.UNKNOWN_EVENT_TYPE.value)
+        .when(
+            (lat.isNull() != lon.isNull())
+            | F.isnan(lat)
+            | F.isnan(lon)
+            | ~lat.between(-90.0, 90.0)
+            | ~lon.between(-180.0, 180.0),
+            R.INVALID_COORDINATES.value,
+        )
+        .when(
+            typed["occurred_at"] > F.unix_millis(F.col("kafka_timestamp")) + limits.max_future_skew_ms,
+            R.FUTURE_TIMESTAMP.value,
+        )
+    )
+
+
+def parse_user_events(raw: DataFrame, window_start: datetime, limits: ParseLimits = ParseLimits()) -> DataFrame:
+    """Kafka rows -> one row per message with the typed event fields and a `reason` (null = valid,
+    before duplicate detection, which needs the whole window: see `mark_duplicates`)."""
+    corrupt = {"columnNameOfCorruptRecord": "_corrupt"}
+    parseable = (F.col("payload_bytes") > 0) & (F.col("payload_bytes") <= limits.max_payload_bytes) & F.col("_utf8")
+    staged = (
+        raw.select(
+            F.col("partition").alias("kafka_partition"),
+            F.col("offset").alias("kafka_offset"),
+            F.col("timestamp").alias("kafka_timestamp"),
+            F.col("key").alias("kafka_key"),
+            F.col("value").alias("raw_value"),
+            F.coalesce(F.octet_length("value"), F.lit(0)).alias("payload_bytes"),
+        )
+        .withColumn("_utf8", F.coalesce(F.expr("is_valid_utf8(CAST(raw_value AS STRING))"), F.lit(False)))
+        .withColumn("_text", F.when(parseable, F.col("raw_value").cast("string")))
+        .withColumn("_typed", F.from_json("_text", f"{SPARK_SCHEMA_DDL}, _corrupt STRING", corrupt))
+        .withColumn(
+            "_raw",
+            F.when(F.col("_typed._corrupt").isNotNull(), F.from_json("_text", f"{_RAW_DDL}, _corrupt STRING", corrupt)),
+        )
+    )
+    return staged.select(
+        *(F.col(f"_typed.{f.name}").alias(f.name) for f in FIELDS),
+        F.timestamp_millis(F.col("_typed.occurred_at")).alias("occurred_at_ts"),
+        "kafka_partition",
+        "kafka_offset",
+        "kafka_timestamp",
+        "kafka_key",
+        "raw_value",
+        "payload_bytes",
+        _reason(limits).alias("reason"),
+        F.lit(window_start).cast("timestamp").alias("window_start"),
+        F.current_timestamp().alias("landed_at"),
+    )
+
+
+def duplicate_copies(parsed: DataFrame) -> list[tuple[int, int]]:
+    """(partition, offset) of every copy of an otherwise valid event after its first (by partition,
+    offset). Repeated ids are few: a cheap aggregate over 64-bit hashes of the ids finds the suspects,
+    and only those are compared as strings; the answer is small enough to collect."""
+    valid = parsed.where(F.col("reason").isNull()).withColumn("_h", F.xxhash64("event_id"))
+    suspects = valid.groupBy("_h").count().where(F.col("count") > 1).select("_h")
+    first = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
+    copies = (
+        valid.join(F.broadcast(suspects), "_h")
+        .withColumn("_n", F.row_number().over(first))
+        .where(F.col("_n") > 1)
+        .select("kafka_partition", "kafka_offset")
+    )
+    return [(row["kafka_partition"], row["kafka_offset"]) for row in copies.collect()]
+
+
+def mark_duplicates(parsed: DataFrame, copies: list[tuple[int, int]]) -> DataFrame:
+    """Set reason `duplicate_event_id` on the rows at `copies` (see `duplicate_copies`)."""
+    if not copies:
+        return parsed
+    marks = parsed.sparkSession.createDataFrame(copies, "kafka_partition INT, kafka_offset BIGINT").withColumn(
+        "_duplicate", F.lit(True)
+    )
+    return (
+        parsed.join(F.broadcast(marks), ["kafka_partition", "kafka_offset"], "left")
+        .withColumn("reason", F.when(F.col("_duplicate"), R.DUPLICATE_EVENT_ID.value).otherwise(F.col("reason")))
+        .drop("_duplicate")
+    )
+
+
+def window_predicate(window_start: datetime) -> str:
+    return f"window_start = TIMESTAMP '{window_start.astimezone(UTC):%Y-%m-%d %H:%M:%S}'"
+
+
+def replace_window(df: DataFrame, path: str, window_start: datetime, stats_columns: Sequence[str]) -> None:
+    """Atomically replace the window's partition of the Delta table at `path`. Creating the table sets
+    its data-skipping statistics columns (a table property, kept by later writes)."""
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", window_predicate(window_start))
+        .option("delta.dataSkippingStatsColumns", ",".join(stats_columns))
+        .partitionBy("window_start")
+        .save(path)
+    )
+
+
+def land_window(
+    spark: SparkSession,
+    bootstrap_servers: str,
+    topic: str,
+    window_start: datetime,
+    ranges: Sequence[PartitionRange],
+    bronze_path: str,
+    quarantine_path: str,
+    limits: ParseLimits = ParseLimits(),
+) -> LandingResult:
+    """Read the window's offset ranges, validate, and replace the window in both tables."""
+    started = time.perf_counter()
+    parsed = parse_user_events(read_kafka_range(spark, bootstrap_servers, topic, ranges), window_start, limits)
+    cached = parsed.persist()  # read and parse once; duplicates found, counted and written from the cache
+    try:
+        checked = mark_duplicates(cached, duplicate_copies(cached))
+        counts = {row["reason"]: row["count"] for row in checked.groupBy("reason").count().collect()}
+        bronze = checked.where(F.col("reason").isNull()).select(*BRONZE_COLUMNS)
+        quarantine = checked.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
+        replace_window(bronze, bronze_path, window_start, BRONZE_STATS_COLUMNS)
+        replace_window(quarantine, quarantine_path, window_start, QUARANTINE_STATS_COLUMNS)
+    finally:
+        cached.unpersist()
+    landed = counts.pop(None, 0)
+    return LandingResult(
+        window_start=window_start,
+        ranges=tuple(ranges),
+        rows_in=landed + sum(counts.values()),
+        rows_landed=landed,
+        rows_quarantined=sum(counts.values()),
+        quarantine_reasons=dict(sorted(counts.items())),
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,316 @@
+"""Every setting of the lakehouse, read from the environment once, with its local default.
+
+This is the ground floor: every other package may import it, it imports nothing of the project, and it
+is the only code that reads the environment (the Flink job, in its own virtualenv, mirrors the few
+names it needs with the standard library: flink_cep/settings.py, kept equal by a unit test).
+
+A service is *managed* (started and stopped by `lakehouse up/down`) unless the environment points at an
+existing one: `KAFKA_BOOTSTRAP_SERVERS`, `POSTGRES_URL`, `MLFLOW_TRACKING_URI` and `SPARK_REMOTE` each
+switch the stack from "start our own" to "use that one". Tests build a `Settings` of their own on free
+ports and temporary directories (`Settings(data_dir=..., kafka_port=...)`), so the same start-up code
+serves `up` and the test suite.
+
+Relative paths (`LAKEHOUSE_DATA_DIR=./.lakehouse`) are resolved against the working directory once,
+here; every process the stack starts is handed absolute paths.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+# The folder that holds the packages: the repository in a source checkout, site-packages when installed.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file()
+MINUTE_FORMAT = "%Y-%m-%d-%H:%M"
+
+Port = Annotated[int, Field(gt=0, lt=65536)]
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong. The message says what to set."""
+
+
+def _env(name: str, default, **kw):
+    """A field read from the environment variable `name` (tests may also pass the field's own name)."""
+    return Field(default, validation_alias=AliasChoices(name), **kw)
+
+
+_ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("lakehouse_environ", default=None)
+
+
+class _Environ(EnvSettingsSource):
+    """The process environment, or the mapping `Settings.from_env(environ)` was given."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        source = os.environ if environ is None else environ
+        values = {k.lower(): v for k, v in source.items()}
+        return {k: v for k, v in values.items() if v != ""} if self.env_ignore_empty else values
+
+
+class Settings(BaseSettings):
+    """Where every service lives and listens, and what `lakehouse up` starts."""
+
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, env_ignore_empty=True, extra="ignore")
+
+    data_dir: Path = _env("LAKEHOUSE_DATA_DIR", Path("./.lakehouse"))
+    host: str = _env("LAKEHOUSE_BIND_HOST", "127.0.0.1")
+    # Kafka
+    external_kafka: str | None = _env("KAFKA_BOOTSTRAP_SERVERS", None)
+    kafka_port: Port = _env("KAFKA_PORT", 9092)
+    kafka_controller_port: Port = _env("KAFKA_CONTROLLER_PORT", 9093)
+    kafka_heap: str = _env("KAFKA_HEAP", "512m")
+    user_events_partitions: int = _env("KAFKA_USER_EVENTS_PARTITIONS", 2, ge=1)
+    # PostgreSQL (analytics, Dagster and MLflow databases on one server)
+    external_postgres_url: str | None = _env("POSTGRES_URL", None)
+    postgres_port: Port = _env("POSTGRES_PORT", 5433)
+    analytics_db: str = "analytics_db"
+    dagster_db: str = _env("DAGSTER_POSTGRES_DB", "dagster")
+    mlflow_db: str = _env("MLFLOW_POSTGRES_DB", "mlflow")
+    # MLflow, Dagster
+    external_mlflow: str | None = _env("MLFLOW_TRACKING_URI", None)
+    mlflow_port: Port = _env("MLFLOW_PORT", 5000)
+    dagster_port: Port = _env("DAGSTER_PORT", 3000)
+    # Spark
+    external_spark_remote: str | None = _env("SPARK_REMOTE", None)
+    spark_master: str | None = _env("SPARK_MASTER", None)
+    spark_connect_port: Port = _env("SPARK_CONNECT_PORT", 15002)
+    spark_ui_port: Port = _env("SPARK_UI_PORT", 4040)
+    spark_driver_memory: str = _env("SPARK_DRIVER_MEMORY", "4g")
+    spark_local_cores: str = _env("SPARK_LOCAL_CORES", "*")
+    # Flink (the job's own knobs are read by flink_cep/settings.py)
+    flink_rest_port: Port = _env("FLINK_REST_PORT", 8081)
+    flink_cep_enabled: bool = _env("FLINK_CEP_ENABLED", True)
+    # dashboard, simulator
+    dashboard_port: Port = _env("DASHBOARD_PORT", 8082)
+    simulator_enabled: bool = _env("SIMULATOR_ENABLED", True)
+    simulator_rate: int = _env("SIMULATOR_RATE", 200, gt=0)
+    simulator_scenario_rate: float = _env("SIMULATOR_SCENARIO_RATE", 2.0, ge=0)
+    # the lakehouse itself
+    partitions_start: str | None = _env("LAKEHOUSE_PARTITIONS_START", None)
+    warehouse_root: str | None = _env("LAKEHOUSE_WAREHOUSE", None)
+    # installed tools
+    java_home_dir: Path | None = _env("JAVA_HOME", None)
+    jvm_lib_dir: Path = _env("LAKEHOUSE_JVM_LIB_DIR", PROJECT_ROOT / "jvm" / "lib")
+    flink_venv: Path | None = _env("LAKEHOUSE_FLINK_VENV", None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _Environ(settings_cls)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `environ` (default: the process environment). A wrong value raises ConfigError
+        naming the variable."""
+        token = _ENVIRON.set(environ)
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{e['loc'][0]}={e.get('input')!r}: {e['msg']}" if e["loc"] else e["msg"].removeprefix("Value error, ")
+                for e in exc.errors()
+            )
+            raise ConfigError(f"invalid setting: {problems}") from None
+        finally:
+            _ENVIRON.reset(token)
+
+    @field_validator("data_dir", "jvm_lib_dir", "flink_venv", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        return None if path is None else path.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _one_spark(self) -> Settings:
+        if self.spark_master and self.external_spark_remote:
+            raise ValueError(
+                "SPARK_MASTER asks for a classic Spark session and SPARK_REMOTE for a Spark Connect server: "
+                "unset one of them"
+            )
+        return self
+
+    @field_validator("partitions_start")
+    @classmethod
+    def _minute(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                datetime.strptime(value, MINUTE_FORMAT)
+            except ValueError:
+                raise ValueError("must be a UTC minute as YYYY-MM-DD-HH:MM, e.g. 2026-11-01-00:00") from None
+        return value
+
+    def but(self, **changes) -> Settings:
+        return self.model_copy(update=changes)
+
+    # ---- derived endpoints -------------------------------------------------------------------
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.external_kafka or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def postgres_password_file(self) -> Path:
+        """The managed cluster's generated superuser password (mode 0600)."""
+        return self.data_dir / "secrets" / "postgres-password"
+
+    @property
+    def postgres_url(self) -> str:
+        """The analytics database: POSTGRES_URL, or the managed cluster with its generated password."""
+        if self.external_postgres_url:
+            return self.external_postgres_url
+        try:
+            password = ":" + self.postgres_password_file.read_text().strip()
+        except OSError:
+            password = ""  # a cluster made before passwords existed (trust on loopback), or not made yet
+        return f"postgresql://lakehouse{password}@{self.host}:{self.postgres_port}/{self.analytics_db}"
+
+    @property
+    def dagster_postgres_url(self) -> str:
+        return with_database(self.postgres_url, self.dagster_db)
+
+    @property
+    def mlflow_postgres_url(self) -> str:
+        return with_database(self.postgres_url, self.mlflow_db)
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.external_mlflow or f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def spark_remote(self) -> str:
+        return self.external_spark_remote or f"sc://{self.host}:{self.spark_connect_port}"
+
+    # ---- where things live -------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        """Pid files and generated configs."""
+        return self.data_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def warehouse(self) -> str:
+        """Root of the Delta tables (bronze, silver, ...): a folder under the data dir, or any URI."""
+        return self.warehouse_root or str(self.data_dir / "warehouse")
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster"
+
+    @property
+    def flink_venv_dir(self) -> Path:
+        """The PyFlink virtualenv: beside the checkout's .venv, or under the data dir when installed."""
+        if self.flink_venv is not None:
+            return self.flink_venv
+        return PROJECT_ROOT / ".venv-flink" if SOURCE_CHECKOUT else self.data_dir / "flink" / "venv"
+
+    @property
+    def deployment_file(self) -> Path:
+        return self.data_dir / "deployment.json"
+
+    def service_env(self) -> dict[str, str]:
+        """The environment every process of the stack (and every Dagster run) sees: absolute paths and
+        resolved endpoints, so a child reads exactly what its parent decided."""
+        env = {
+            "LAKEHOUSE_DATA_DIR": str(self.data_dir),
+            "LAKEHOUSE_BIND_HOST": self.host,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "POSTGRES_URL": self.postgres_url,
+            "DAGSTER_PG_URL": self.dagster_postgres_url,
+            "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+            "DAGSTER_HOME": str(self.dagster_home),
+            "LAKEHOUSE_JVM_LIB_DIR": str(self.jvm_lib_dir),
+        }
+        if self.spark_master:
+            env["SPARK_MASTER"] = self.spark_master
+        else:
+            env["SPARK_REMOTE"] = self.spark_remote
+        if self.partitions_start:
+            env["LAKEHOUSE_PARTITIONS_START"] = self.partitions_start
+        if self.warehouse_root:
+            env["LAKEHOUSE_WAREHOUSE"] = self.warehouse_root
+        return env
+
+    # ---- the deployment ----------------------------------------------------------------------
+    def ensure_deployment(self, now: datetime | None = None) -> dict:
+        """Record when this data directory first ran a stack (idempotent): where partitions start."""
+        try:
+            return json.loads(self.deployment_file.read_text())
+        except (OSError, ValueError):
+            pass
+        created = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+        record = {"created_at": created.strftime(MINUTE_FORMAT)}
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.deployment_file.write_text(json.dumps(record) + "\n")
+        return record
+
+    def first_window(self, now: datetime | None = None) -> datetime:
+        """The first 1-minute window of the bronze partitions (UTC): LAKEHOUSE_PARTITIONS_START, else the
+        minute this data directory first ran a stack, else (nothing ran here yet) the start of yesterday."""
+        if self.partitions_start:
+            return datetime.strptime(self.partitions_start, MINUTE_FORMAT).replace(tzinfo=UTC)
+        try:
+            created = json.loads(self.deployment_file.read_text())["created_at"]
+            return datetime.strptime(created, MINUTE_FORMAT).replace(tzinfo=UTC)
+        except (OSError, ValueError, KeyError):
+            today = (now or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+            return today - timedelta(days=1)
+
+    def ensure_postgres_password(self) -> str:
+        """The managed cluster's password, generated once and kept in a 0600 file."""
+        path = self.postgres_password_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.chmod(0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(24) + "\n")
+        return path.read_text().strip()
+
+
+@cache
+def current() -> Settings:
+    """The settings of this process, read once."""
+    return Settings.from_env()
+
+
+def _check_url(url: str) -> SplitResult:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        raise ConfigError(
+            f"POSTGRES_URL must look like postgresql://user[:password]@host:port/analytics_db, got {redact(url)!r}"
+        )
+    return parts
+
+
+def with_database(url: str, dbname: str) -> str:
+    """The same server and credentials as `url`, another database."""
+    return urlunsplit(_check_url(url)._replace(path=f"/{dbname}"))
+
+
+def redact(url: str) -> str:
+    """A connection URL fit for logs and messages: the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
