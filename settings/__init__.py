@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 # The folder that holds the packages: the repository in a source checkout, site-packages when installed.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file()
 MINUTE_FORMAT = "%Y-%m-%d-%H:%M"
+DASHBOARD_DB_ROLE = "lakehouse_dashboard"  # the read-only login of the managed cluster
 
 Port = Annotated[int, Field(gt=0, lt=65536)]
 
@@ -95,6 +96,10 @@ class Settings(BaseSettings):
     flink_cep_enabled: bool = _env("FLINK_CEP_ENABLED", True)
     # dashboard, simulator
     dashboard_port: Port = _env("DASHBOARD_PORT", 8082)
+    # the token POST /api/generate-test-data asks for (unset: the endpoint refuses); a secret, never shown
+    dashboard_token: SecretStr | None = _env("DASHBOARD_TOKEN", None)
+    # the dashboard's read-only database login when POSTGRES_URL names an external server
+    dashboard_postgres_url: SecretStr | None = _env("DASHBOARD_POSTGRES_URL", None)
     simulator_enabled: bool = _env("SIMULATOR_ENABLED", True)
     simulator_rate: int = _env("SIMULATOR_RATE", 200, gt=0)
     simulator_scenario_rate: float = _env("SIMULATOR_SCENARIO_RATE", 2.0, ge=0)
@@ -194,6 +199,37 @@ class Settings(BaseSettings):
         return with_database(self.postgres_url, self.mlflow_db)
 
     @property
+    def dashboard_db_password_file(self) -> Path:
+        """The password of the managed cluster's read-only role `lakehouse_dashboard` (mode 0600)."""
+        return self.data_dir / "secrets" / "dashboard-db-password"
+
+    @property
+    def dashboard_db_url(self) -> str:
+        """What the dashboard reads the analytics database with: DASHBOARD_POSTGRES_URL, else the managed
+        cluster's read-only role, else (POSTGRES_URL names a server we do not manage) POSTGRES_URL itself
+        (`dashboard_db_read_only` tells which)."""
+        if self.dashboard_postgres_url is not None:
+            return self.dashboard_postgres_url.get_secret_value()
+        if self.external_postgres_url:
+            return self.external_postgres_url
+        try:
+            password = ":" + self.dashboard_db_password_file.read_text().strip()
+        except OSError:
+            password = ""
+        return f"postgresql://{DASHBOARD_DB_ROLE}{password}@{self.host}:{self.postgres_port}/{self.analytics_db}"
+
+    @property
+    def dashboard_db_read_only(self) -> bool:
+        """False when the dashboard falls back to POSTGRES_URL's own (writing) login."""
+        return self.dashboard_postgres_url is not None or not self.external_postgres_url
+
+    @property
+    def spark_ui_url(self) -> str:
+        """The Spark UI (and its REST API under /api/v1) of the Spark Connect server."""
+        host = urlsplit(self.spark_remote.replace("sc://", "http://", 1)).hostname or self.host
+        return f"http://{host}:{self.spark_ui_port}"
+
+    @property
     def mlflow_tracking_uri(self) -> str:
         return self.external_mlflow or f"http://{self.host}:{self.mlflow_port}"
 
@@ -281,14 +317,22 @@ class Settings(BaseSettings):
 
     def ensure_postgres_password(self) -> str:
         """The managed cluster's password, generated once and kept in a 0600 file."""
-        path = self.postgres_password_file
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.parent.chmod(0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(24) + "\n")
-        return path.read_text().strip()
+        return _ensure_secret(self.postgres_password_file)
+
+    def ensure_dashboard_db_password(self) -> str:
+        """The read-only role's password, generated once and kept in a 0600 file."""
+        return _ensure_secret(self.dashboard_db_password_file)
+
+
+def _ensure_secret(path: Path) -> str:
+    """A random secret kept in `path` (mode 0600, folder 0700), generated on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip()
 
 
 @cache
