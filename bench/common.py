@@ -32,6 +32,8 @@ class Services:
             postgres_port=free_port(),
             mlflow_port=free_port(),
             spark_connect_port=free_port(),
+            spark_ui_port=free_port(),
+            dashboard_port=free_port(),
             spark_driver_memory=driver_memory,
             simulator_enabled=False,
         )

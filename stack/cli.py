@@ -21,10 +21,11 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jvm
 from settings import PROJECT_ROOT, ConfigError, Settings, current
-from stack.procs import StartError, Supervisor
+from stack.procs import StartError, Supervisor, apt_install
 from stack.services import FlinkCEP, Kafka, Postgres, Service, all_services
 from stack.services.dagster import write_dagster_yaml
 
@@ -61,10 +62,13 @@ def up(cfg: Settings) -> None:
         service.bootstrap()
         print(f"  {service.name:<18} {state:<9} {time.monotonic() - t0:5.1f}s  {service.endpoint()}", flush=True)
     print(f"up: all services healthy in {time.monotonic() - started:.1f}s")
+    print(f"  Dashboard      http://{cfg.host}:{cfg.dashboard_port}")
     print(f"  Dagster UI     http://{cfg.host}:{cfg.dagster_port}")
     print(f"  MLflow UI      {cfg.mlflow_tracking_uri}")
     if cfg.flink_cep_enabled:
         print(f"  Flink UI       http://{cfg.host}:{cfg.flink_rest_port}")
+    if cfg.external_spark_remote is None and cfg.spark_master is None:
+        print(f"  Spark UI       {cfg.spark_ui_url}")
     print(f"  logs           {cfg.log_dir}")
 
 
@@ -111,9 +115,24 @@ def reset(cfg: Settings, yes: bool) -> None:
     print(f"reset: deleted {cfg.data_dir}")
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_chromium() -> None:
+    """Debian's chromium for the dashboard's browser tests (Playwright drives it; its own browser
+    download cannot work here)."""
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() != 0:
+        raise ConfigError(f"{CHROMIUM} is missing: install it (sudo apt-get install chromium) for the browser tests")
+    print("installing chromium from Debian packages (apt-get) for the browser tests ...", flush=True)
+    apt_install(["chromium"], "install chromium (apt-get install chromium) for the dashboard's browser tests")
+
+
 def test(cfg: Settings, pytest_args: list[str]) -> int:
     """Unit tests, then integration tests (which start their own services on free ports)."""
     setup(cfg)
+    ensure_chromium()
     for marker in ("unit", "integration"):
         print(f"\n=== pytest -m {marker}", flush=True)
         code = subprocess.call([sys.executable, "-m", "pytest", "-m", marker, *pytest_args], cwd=PROJECT_ROOT)

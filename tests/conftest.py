@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from settings import Settings
 from stack.procs import Supervisor, free_port
-from stack.services import Kafka, MLflow, Postgres, Service, SparkConnect
+from stack.services import Dashboard, Kafka, MLflow, Postgres, Service, SparkConnect
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,6 +39,7 @@ def _test_config(root: Path) -> Settings:
         mlflow_port=free_port(),
         dagster_port=free_port(),
         spark_connect_port=free_port(),
+        spark_ui_port=free_port(),
         spark_driver_memory=os.environ.get("TEST_SPARK_DRIVER_MEMORY", "2g"),
         spark_local_cores="2",
         flink_rest_port=free_port(),
@@ -127,6 +129,22 @@ def spark(spark_remote: str):
     # Stop the client before the server goes away: pyspark's exit hook would otherwise retry
     # its clean-up calls against a dead server for minutes.
     session.stop()
+
+
+DASHBOARD_TOKEN = "integration-test-token"
+
+
+@pytest.fixture(scope="session")
+def dashboard_cfg(stack_cfg: Settings, postgres_url: str, kafka_bootstrap: str) -> Settings:
+    """The test stack's settings with a test-traffic token (PostgreSQL and Kafka running)."""
+    return stack_cfg.but(dashboard_token=SecretStr(DASHBOARD_TOKEN))
+
+
+@pytest.fixture(scope="session")
+def dashboard_url(dashboard_cfg: Settings, services: _Running) -> str:
+    """URL of a real dashboard process (`python -m dashboard`, started as `lakehouse up` starts it)."""
+    services.start(Dashboard(dashboard_cfg))
+    return f"http://{dashboard_cfg.host}:{dashboard_cfg.dashboard_port}"
 
 
 @pytest.fixture(scope="session")

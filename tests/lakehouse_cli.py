@@ -21,6 +21,7 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
         MLFLOW_PORT=str(free_port()),
         DAGSTER_PORT=str(free_port()),
         SPARK_CONNECT_PORT=str(free_port()),
+        SPARK_UI_PORT=str(free_port()),
         SPARK_DRIVER_MEMORY="1g",
         FLINK_REST_PORT=str(free_port()),
         DASHBOARD_PORT=str(free_port()),

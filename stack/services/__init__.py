@@ -7,6 +7,7 @@ from settings import Settings
 from stack.services.alert_loader import AlertLoader
 from stack.services.base import Service
 from stack.services.dagster import DagsterDaemon, DagsterWebserver
+from stack.services.dashboard import Dashboard
 from stack.services.flink_cep import FlinkCEP
 from stack.services.kafka import Kafka
 from stack.services.mlflow import MLflow
@@ -14,7 +15,7 @@ from stack.services.postgres import Postgres
 from stack.services.simulator import Simulator
 from stack.services.spark_connect import SparkConnect
 
-__all__ = ["AlertLoader", "DagsterDaemon", "DagsterWebserver", "FlinkCEP", "Kafka", "MLflow", "Postgres",
+__all__ = ["AlertLoader", "DagsterDaemon", "DagsterWebserver", "Dashboard", "FlinkCEP", "Kafka", "MLflow", "Postgres",
            "Service", "Simulator", "SparkConnect", "all_services"]
 
 
@@ -29,5 +30,6 @@ def all_services(settings: Settings) -> list[Service]:
         MLflow(settings),
         DagsterWebserver(settings),
         DagsterDaemon(settings),
+        Dashboard(settings),
         *([Simulator(settings)] if settings.simulator_enabled else []),
     ]

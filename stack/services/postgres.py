@@ -4,6 +4,11 @@ The managed cluster listens on LAKEHOUSE_BIND_HOST only and asks for a password 
 superuser's password is generated once into a 0600 file under the data dir (`Settings.postgres_url`
 reads it), so it never appears in a config file, on a command line or in a log. Clusters created
 before passwords existed (trust on loopback) keep working with a password-less URL.
+
+The dashboard reads with a role of its own, `lakehouse_dashboard`: it may log in to the analytics
+database and SELECT, nothing else (its sessions default to read-only transactions too). Its password is
+generated the same way into a second 0600 file; bootstrap creates the role and re-grants SELECT on every
+table after the migrations, so tables added by later migrations are readable as well.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from settings import ConfigError, redact, with_database
+from settings import DASHBOARD_DB_ROLE, ConfigError, redact, with_database
 from stack.migrate import migrate
 from stack.procs import ProcessSpec, apt_install
 from stack.services.base import Service
@@ -163,6 +168,25 @@ class Postgres(Service):
                     raise ConfigError(f"Database {db} does not exist and the POSTGRES_URL user may not "
                                       f"create it: create it, or set DAGSTER_POSTGRES_DB / MLFLOW_POSTGRES_DB.") from None
         migrate(s.postgres_url)
+        if self.managed:
+            self.ensure_read_only_role()
+
+    def ensure_read_only_role(self) -> None:
+        """The dashboard's login: CONNECT to the analytics database and SELECT on its tables (idempotent;
+        the password follows the secrets file)."""
+        s = self.settings
+        password = s.ensure_dashboard_db_password()
+        role = sql.Identifier(DASHBOARD_DB_ROLE)
+        with psycopg.connect(s.postgres_url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DASHBOARD_DB_ROLE,)).fetchone()
+            verb = sql.SQL("ALTER ROLE" if exists else "CREATE ROLE")
+            conn.execute(sql.SQL("{} {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                verb, role, sql.Literal(password)))
+            conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role))
+            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(s.analytics_db), role))
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(role))
+            conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {}").format(role))
 
 
 def _make_traversable(path: Path) -> None:

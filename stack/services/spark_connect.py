@@ -1,6 +1,9 @@
 """Spark Connect: a long-running server in local mode, with the Kafka source and Delta on its classpath.
 
-Runs attach to it in well under a second (`SPARK_REMOTE=sc://…`) instead of starting a JVM each."""
+Runs attach to it in well under a second (`SPARK_REMOTE=sc://…`) instead of starting a JVM each. Its
+Spark UI (jobs, stages, executors, the Connect sessions) listens on LAKEHOUSE_BIND_HOST:SPARK_UI_PORT; the
+dashboard links it and reads its REST API (/api/v1). The UI keeps a bounded history: the server runs for
+days and every landing run adds jobs."""
 
 from __future__ import annotations
 
@@ -41,8 +44,14 @@ class SparkConnect(Service):
             "spark.connect.grpc.binding.port": str(s.spark_connect_port),
             "spark.driver.host": s.host,
             "spark.driver.bindAddress": s.host,
+            "spark.ui.enabled": "true",
             "spark.ui.port": str(s.spark_ui_port),
-            "spark.ui.enabled": "false",
+            "spark.ui.retainedJobs": "200",
+            "spark.ui.retainedStages": "400",
+            "spark.ui.retainedTasks": "20000",
+            "spark.sql.ui.retainedExecutions": "100",
+            "spark.sql.connect.ui.retainedSessions": "50",
+            "spark.sql.connect.ui.retainedStatements": "200",
             "spark.sql.warehouse.dir": str(s.data_dir / "warehouse" / "spark-warehouse"),
             "spark.local.dir": str(s.data_dir / "spark" / "tmp"),
             "spark.driver.extraJavaOptions": "-Djava.net.preferIPv4Stack=true -XX:+UseG1GC "
@@ -61,9 +70,10 @@ class SparkConnect(Service):
         return ProcessSpec(
             name=self.name,
             argv=argv,
-            env={"SPARK_HOME": str(spark_home), "JAVA_HOME": str(jvm.java_home()),
+            # the web UI binds to SPARK_LOCAL_IP (else every interface); the RPC side to spark.driver.bindAddress
+            env={"SPARK_HOME": str(spark_home), "JAVA_HOME": str(jvm.java_home()), "SPARK_LOCAL_IP": s.host,
                  "PYSPARK_PYTHON": sys.executable, "SPARK_LOG_DIR": str(s.log_dir)},
-            ports={"SPARK_CONNECT_PORT": s.spark_connect_port},
+            ports={"SPARK_CONNECT_PORT": s.spark_connect_port, "SPARK_UI_PORT": s.spark_ui_port},
             healthy=self.healthy,
             start_timeout_s=120,
         )
