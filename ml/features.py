@@ -15,7 +15,16 @@ event_date in [D-6, D]) with these helper columns:
     gap_s         seconds since the same user's previous event in the 7 days (null for the first)
     amount        the purchase amount, decimal (null for other events)
 
+besides silver's own columns (event_type, event_date, session_id, ip, country, device_id, lon, ...).
+
 Every feature is defined for every user row (no nulls): counts are 0, ratios of nothing are 0.
+
+Time of day, local: users live in every time zone, so a UTC hour mixes who a person is with where they
+live (a night owl in New York is active at 05:00-09:00 UTC, a daytime user in Mumbai at 04:00-14:00 UTC).
+The `local_*` features read the hour at the event's own longitude (solar time, hour + lon / 15: within
+about an hour of the civil time zone almost everywhere), which is what the models use; the UTC hour
+features stay in the table for analysts. On a simulated 7-day run (5,000 users) KMeans k=5 matched the
+personas with ARI 0.75 on the UTC hour features and 1.00 on the local ones (ml/README.md).
 """
 
 from __future__ import annotations
@@ -47,6 +56,9 @@ def _share(event_type: str) -> str:
 
 
 _TWO_PI_HOUR = "radians(hour * 15)"  # an hour as an angle on the 24-hour clock
+# the same at the event's longitude: 15 degrees of longitude are one hour of solar time (null without lon)
+_LOCAL_ANGLE = "radians(hour * 15 + lon)"
+_LOCAL_HOUR = "pmod(hour + lon / 15, 24)"
 _SHARED_TYPES = ("PAGE_VIEW", "SEARCH", "ADD_TO_CART", "PURCHASE", "LOGIN_FAILED", "PROFILE_UPDATE", "LOGOUT")
 
 FEATURES: tuple[Feature, ...] = (
@@ -68,13 +80,26 @@ FEATURES: tuple[Feature, ...] = (
             "Circular standard deviation of the UTC hour of the user's events, in hours.",
             f"sqrt(-2 * ln(greatest(sqrt(pow(avg(sin({_TWO_PI_HOUR})), 2) + pow(avg(cos({_TWO_PI_HOUR})), 2)), "
             "1e-9))) * 12 / pi()"),
-    Feature("hour_sin_7d", "7d", "double", "Mean sine of the event hour on the 24-hour clock.",
-            f"avg(sin({_TWO_PI_HOUR}))"),
-    Feature("hour_cos_7d", "7d", "double", "Mean cosine of the event hour on the 24-hour clock.",
-            f"avg(cos({_TWO_PI_HOUR}))"),
+    Feature("hour_sin_7d", "7d", "double", "Mean sine of the UTC event hour on the 24-hour clock.",
+            f"avg(sin({_TWO_PI_HOUR}))", model_input=False),
+    Feature("hour_cos_7d", "7d", "double", "Mean cosine of the UTC event hour on the 24-hour clock.",
+            f"avg(cos({_TWO_PI_HOUR}))", model_input=False),
     Feature("night_share_7d", "7d", "double",
             f"Share of events between {NIGHT_HOURS[0]}:00 and {NIGHT_HOURS[1]}:00 UTC.",
-            f"avg(CASE WHEN hour < {NIGHT_HOURS[1]} THEN 1.0 ELSE 0.0 END)"),
+            f"avg(CASE WHEN hour < {NIGHT_HOURS[1]} THEN 1.0 ELSE 0.0 END)", model_input=False),
+    Feature("local_hour_sin_7d", "7d", "double",
+            "Mean sine of the local (solar: UTC hour + lon / 15) event hour on the 24-hour clock; events "
+            "without a location are left out, 0 when none has one.",
+            f"coalesce(avg(sin({_LOCAL_ANGLE})), 0.0)"),
+    Feature("local_hour_cos_7d", "7d", "double",
+            "Mean cosine of the local (solar) event hour on the 24-hour clock (1 = around midnight); events "
+            "without a location are left out, 0 when none has one.",
+            f"coalesce(avg(cos({_LOCAL_ANGLE})), 0.0)"),
+    Feature("local_night_share_7d", "7d", "double",
+            f"Share of located events between {NIGHT_HOURS[0]}:00 and {NIGHT_HOURS[1]}:00 local (solar) time; "
+            "0 when no event has a location.",
+            f"coalesce(avg(CASE WHEN lon IS NULL THEN NULL WHEN {_LOCAL_HOUR} < {NIGHT_HOURS[1]} THEN 1.0 "
+            "ELSE 0.0 END), 0.0)"),
     Feature("median_gap_s_7d", "7d", "double",
             "Median seconds between consecutive events of the user (0 with a single event).",
             "coalesce(percentile(gap_s, 0.5), 0.0)", "log1p"),
