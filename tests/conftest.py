@@ -148,6 +148,32 @@ def dashboard_url(dashboard_cfg: Settings, services: _Running) -> str:
 
 
 @pytest.fixture(scope="session")
+def empty_dashboard_url(stack_cfg: Settings, postgres_url: str) -> Iterator[str]:
+    """A second dashboard process on an empty, migrated database, with Kafka pointed at a port nobody listens
+    on and no token configured: the dashboard before anything exists, with a component down."""
+    import psycopg
+
+    from settings import with_database
+    from stack.migrate import migrate
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS dashboard_empty")
+        conn.execute("CREATE DATABASE dashboard_empty")
+    empty_url = with_database(postgres_url, "dashboard_empty")
+    migrate(empty_url)
+    cfg = stack_cfg.but(data_dir=stack_cfg.data_dir / "empty-dashboard", dashboard_port=free_port(),
+                        external_kafka=f"127.0.0.1:{free_port()}", dashboard_postgres_url=SecretStr(empty_url),
+                        dashboard_token=None)
+    supervisor = Supervisor(cfg.run_dir, cfg.log_dir, cfg.host)
+    service = Dashboard(cfg)
+    supervisor.start(service.spec())
+    try:
+        yield f"http://{cfg.host}:{cfg.dashboard_port}"
+    finally:
+        supervisor.stop(service.spec())
+
+
+@pytest.fixture(scope="session")
 def mlflow_uri(stack_cfg: Settings, postgres_url: str, services: _Running) -> str:
     """Tracking URI of a real, test-owned MLflow server backed by the test PostgreSQL."""
     services.start(MLflow(stack_cfg))

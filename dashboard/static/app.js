@@ -116,7 +116,7 @@ function renderMetrics(m) {
   if (partState("lag", lag, "no consumer group yet")) {
     $("lag-body").replaceChildren(...(lag.groups.length ? lag.groups.map((g) => el("tr", {},
       el("td", {}, g.role), el("td", {}, g.group), el("td", {}, g.state),
-      el("td", {}, g.lag == null ? "no commit yet" : `lag ${fmt.format(g.lag)}`))) :
+      el("td", {}, g.lag == null ? (g.state === "DEAD" ? "not started" : "no commit yet") : `lag ${fmt.format(g.lag)}`))) :
       [el("tr", {}, el("td", {}, "none yet: no consumer group has committed"))]));
   } else { $("lag-body").replaceChildren(); }
 }

@@ -5,19 +5,14 @@ the read-only role, the token guard, and an alert pushed on the stream."""
 import json
 import os
 import stat
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
 import requests
-from pydantic import SecretStr
 
 from resources.warehouse import WarehouseResource
-from settings import Settings, with_database
-from stack.procs import Supervisor, free_port
-from stack.services import Dashboard
+from settings import Settings
 from tests import dashboard_data as data
 from tests.conftest import DASHBOARD_TOKEN
 
@@ -34,61 +29,38 @@ def seeded(dashboard_cfg: Settings, postgres_url: str, kafka_bootstrap: str, das
     return {"alerts": rows}
 
 
-@pytest.fixture(scope="module")
-def empty_dashboard(stack_cfg: Settings, postgres_url: str):
-    """A second dashboard on an empty, migrated database, with Kafka pointed at a port nobody listens on
-    and no token configured: before anything exists, with a component down."""
-    from stack.migrate import migrate
-
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS dashboard_empty")
-        conn.execute("CREATE DATABASE dashboard_empty")
-    empty_url = with_database(postgres_url, "dashboard_empty")
-    migrate(empty_url)
-    root = Path(tempfile.mkdtemp(prefix="dashboard-empty-"))
-    cfg = stack_cfg.but(data_dir=root, dashboard_port=free_port(), external_kafka=f"127.0.0.1:{free_port()}",
-                        dashboard_postgres_url=SecretStr(empty_url), dashboard_token=None)
-    supervisor = Supervisor(cfg.run_dir, cfg.log_dir, cfg.host)
-    service = Dashboard(cfg)
-    supervisor.start(service.spec())
-    try:
-        yield f"http://{cfg.host}:{cfg.dashboard_port}"
-    finally:
-        supervisor.stop(service.spec())
-
-
 def get(url: str, **params) -> requests.Response:
     return requests.get(url, params=params, timeout=30)
 
 
-def test_before_anything_exists_every_part_says_none_yet_and_a_down_component_says_so(empty_dashboard):
-    page = get(f"{empty_dashboard}/api/alerts").json()
+def test_before_anything_exists_every_part_says_none_yet_and_a_down_component_says_so(empty_dashboard_url):
+    page = get(f"{empty_dashboard_url}/api/alerts").json()
     assert page == {"status": "none_yet", "alerts": [], "next_cursor": None}
-    segments = get(f"{empty_dashboard}/api/segments").json()
+    segments = get(f"{empty_dashboard_url}/api/segments").json()
     assert segments["status"] == "none_yet" and "no segmentation model" in segments["message"]
-    metrics = get(f"{empty_dashboard}/api/metrics")
+    metrics = get(f"{empty_dashboard_url}/api/metrics")
     assert metrics.status_code == 200
     body = metrics.json()
     assert body["landing"]["status"] == "none_yet" and body["quarantine"]["status"] == "none_yet"
     assert body["alerts"]["status"] == "none_yet"
     assert body["events"]["status"] == "unavailable" and "Kafka" in body["events"]["message"]
     assert body["consumer_lag"]["status"] == "unavailable"
-    kafka = get(f"{empty_dashboard}/api/kafka").json()
+    kafka = get(f"{empty_dashboard_url}/api/kafka").json()
     assert kafka["status"] == "unavailable"
-    health = get(f"{empty_dashboard}/api/health")
+    health = get(f"{empty_dashboard_url}/api/health")
     assert health.status_code == 503
     states = {c["name"]: c["state"] for c in health.json()["components"]}
     assert states["postgres"] == "healthy" and states["kafka"] != "healthy"
-    spark = get(f"{empty_dashboard}/api/spark-metrics").json()
+    spark = get(f"{empty_dashboard_url}/api/spark-metrics").json()
     assert spark["spark"]["status"] == "unavailable" and spark["landing_runs"]["status"] == "unavailable"
-    page = get(f"{empty_dashboard}/")
+    page = get(f"{empty_dashboard_url}/")
     assert page.status_code == 200 and "Security alerts" in page.text
 
 
-def test_test_traffic_is_refused_when_no_token_is_configured(empty_dashboard):
-    options = get(f"{empty_dashboard}/api/generate-test-data").json()
+def test_test_traffic_is_refused_when_no_token_is_configured(empty_dashboard_url):
+    options = get(f"{empty_dashboard_url}/api/generate-test-data").json()
     assert options["enabled"] is False
-    refused = requests.post(f"{empty_dashboard}/api/generate-test-data", json={"kind": "burst", "events": 10},
+    refused = requests.post(f"{empty_dashboard_url}/api/generate-test-data", json={"kind": "burst", "events": 10},
                             headers={"Authorization": "Bearer anything"}, timeout=10)
     assert refused.status_code == 403 and "DASHBOARD_TOKEN" in refused.json()["detail"]
 
