@@ -1,1 +1,0 @@
-"""Security alerts downstream of Kafka: the loader that stores `security-alerts` in PostgreSQL."""

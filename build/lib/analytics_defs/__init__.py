@@ -1,1 +1,0 @@
-"""The Dagster code location of the lakehouse: `analytics_defs.definitions.defs`."""

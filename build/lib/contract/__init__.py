@@ -1,1 +1,0 @@
-"""The user-event contract shared by the simulator, the Spark parsers and the Flink sidecar."""

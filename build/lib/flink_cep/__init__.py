@@ -1,1 +1,0 @@
-"""Flink CEP sidecar: security rules as Flink SQL MATCH_RECOGNIZE over `user-events` (see README.md)."""

@@ -1,3 +1,0 @@
-from simulator.cli import main
-
-raise SystemExit(main())
