@@ -20,7 +20,7 @@ pytestmark = pytest.mark.unit
 DOCKER = PROJECT_ROOT / "docker"
 COMPOSE = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
 # what each image runs: the console script, the code location and the `python -m` services
-MAIN_ENTRY_POINTS = ("stack.cli", "analytics_defs.definitions", "alerts.loader", "simulator.cli")
+MAIN_ENTRY_POINTS = ("stack.cli", "analytics_defs.definitions", "alerts.loader", "simulator.cli", "dashboard.__main__")
 
 
 def _copies(dockerfile: Path) -> list[tuple[list[str], str]]:
