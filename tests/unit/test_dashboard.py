@@ -73,6 +73,7 @@ def test_cache_computes_once_for_concurrent_callers_and_retries_after_a_failure(
         results = await asyncio.gather(*[cache.get() for _ in range(20)])
         assert len(calls) == 2 and all(r == {"n": 2} for r in results)
         value, body = await cache.get_encoded()
+        assert value == {"n": 2}
         assert body == b'{"n": 2}' and (await cache.get_encoded())[1] is body
         cache.invalidate()
         assert (await cache.get()) == {"n": 3}
