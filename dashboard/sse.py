@@ -30,9 +30,9 @@ async def events(dashboard: Dashboard) -> AsyncIterator[ServerSentEvent]:
         while True:
             wait = next_tick - time.monotonic()
             if wait <= 0:
-                health, metrics = await asyncio.gather(dashboard.health.get(), dashboard.metrics.get())
-                yield ServerSentEvent(event="health", data=jsonable_encoder(health))
-                yield ServerSentEvent(event="metrics", data=jsonable_encoder(metrics))
+                health = asyncio.ensure_future(dashboard.health.get())  # its probes may take a second or two
+                yield ServerSentEvent(event="metrics", data=jsonable_encoder(await dashboard.metrics.get()))
+                yield ServerSentEvent(event="health", data=jsonable_encoder(await health))
                 next_tick = time.monotonic() + TICK_S
                 continue
             try:

@@ -148,6 +148,21 @@ def dashboard_url(dashboard_cfg: Settings, services: _Running) -> str:
 
 
 @pytest.fixture(scope="session")
+def dashboard_seeded(dashboard_cfg: Settings, postgres_url: str, kafka_bootstrap: str) -> dict:
+    """Alerts, landed windows, segments, events, quarantine rows and a committed loader offset, put in
+    place once per session (tests/dashboard_data.py); returns the alert rows."""
+    from resources.warehouse import WarehouseResource
+    from tests import dashboard_data as data
+
+    rows = data.seed_alerts(postgres_url, 120)
+    data.seed_tables(postgres_url)
+    data.produce_events(kafka_bootstrap, 500)
+    data.commit_alert_loader_offset(kafka_bootstrap)
+    data.write_quarantine(WarehouseResource(root=dashboard_cfg.warehouse).table_path("bronze/quarantine"))
+    return {"alerts": rows}
+
+
+@pytest.fixture(scope="session")
 def empty_dashboard_url(stack_cfg: Settings, postgres_url: str) -> Iterator[str]:
     """A second dashboard process on an empty, migrated database, with Kafka pointed at a port nobody listens
     on and no token configured: the dashboard before anything exists, with a component down."""

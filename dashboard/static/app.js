@@ -249,6 +249,7 @@ function tickClock() { $("clock").textContent = new Date().toLocaleString([], { 
 
 document.querySelectorAll("#links a[id]").forEach((a) => a.setAttribute("aria-disabled", "true"));
 connect();
+getJSON("/api/metrics").then((m) => m && renderMetrics(m));  // before the stream's first tick
 loadSegments(); loadRuns(); loadTrafficOptions(); tickClock();
 setInterval(loadSegments, 15000);
 setInterval(loadRuns, 10000);

@@ -11,22 +11,15 @@ import psycopg
 import pytest
 import requests
 
-from resources.warehouse import WarehouseResource
-from settings import Settings
 from tests import dashboard_data as data
 from tests.conftest import DASHBOARD_TOKEN
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def seeded(dashboard_cfg: Settings, postgres_url: str, kafka_bootstrap: str, dashboard_url: str) -> dict:
-    rows = data.seed_alerts(postgres_url, 120)
-    data.seed_tables(postgres_url)
-    data.produce_events(kafka_bootstrap, 500)
-    data.commit_alert_loader_offset(kafka_bootstrap)
-    data.write_quarantine(WarehouseResource(root=dashboard_cfg.warehouse).table_path("bronze/quarantine"))
-    return {"alerts": rows}
+@pytest.fixture
+def seeded(dashboard_seeded: dict, dashboard_url: str) -> dict:
+    return dashboard_seeded
 
 
 def get(url: str, **params) -> requests.Response:

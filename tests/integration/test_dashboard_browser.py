@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from resources.warehouse import WarehouseResource
 from settings import PROJECT_ROOT
 from tests import dashboard_data as data
 
@@ -48,14 +47,7 @@ def section_text(page, name: str) -> str:
     return page.locator(f'[data-section="{name}"]').inner_text()
 
 
-def test_live_page_shows_every_section_and_a_new_alert_within_2s(page, dashboard_url, dashboard_cfg, postgres_url,
-                                                                 kafka_bootstrap):
-    data.seed_alerts(postgres_url, 40)
-    data.seed_tables(postgres_url)
-    data.produce_events(kafka_bootstrap, 300)
-    data.commit_alert_loader_offset(kafka_bootstrap)
-    data.write_quarantine(WarehouseResource(root=dashboard_cfg.warehouse).table_path("bronze/quarantine"))
-
+def test_live_page_shows_every_section_and_a_new_alert_within_2s(page, dashboard_url, dashboard_seeded, postgres_url):
     page.goto(dashboard_url)
     page.wait_for_selector("#stream-state[data-state=live]", timeout=15_000)
     page.wait_for_selector(".component[data-name=postgres][data-state=healthy]", timeout=20_000)

@@ -14,8 +14,6 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from dashboard.app import create_app
-from resources.warehouse import WarehouseResource
-from tests import dashboard_data as data
 
 pytestmark = pytest.mark.integration
 
@@ -23,11 +21,7 @@ CONFORMANCE = [status_code_conformance, content_type_conformance, response_schem
 
 
 @pytest.fixture(scope="module")
-def dashboard_schema(dashboard_cfg, postgres_url, kafka_bootstrap):
-    data.seed_alerts(postgres_url, 60)
-    data.seed_tables(postgres_url)
-    data.produce_events(kafka_bootstrap, 100)
-    data.write_quarantine(WarehouseResource(root=dashboard_cfg.warehouse).table_path("bronze/quarantine"))
+def dashboard_schema(dashboard_cfg, dashboard_seeded):
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(dashboard_cfg))
     yield schema
     from schemathesis.python.asgi import shutdown_lifespans
