@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         browser.close()
     latencies = [seen[a] - t for a, t in committed.items() if a in seen]
     missing = len(committed) - len(latencies)
-    lines = [f"{len(committed)} alerts committed one at a time, mean interval {args.interval_ms:.0f} ms; "
-             f"{len(latencies)} shown, {missing} not shown within 10 s",
+    lines = [(f"{len(committed)} alerts committed one at a time, mean interval {args.interval_ms:.0f} ms; "
+              f"{len(latencies)} shown, {missing} not shown within 10 s"),
              "commit -> row in the page's table (ms): " + "  ".join(
                  f"p{q} {percentile(latencies, q):.0f}" for q in (50, 95, 99)) + f"  max {max(latencies):.0f}"]
     print("\n".join(lines))
