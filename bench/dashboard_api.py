@@ -46,7 +46,7 @@ def dashboard_stack(alerts: int) -> Iterator[tuple[Services, str]]:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def load(base: str, path_for: Callable[[int], str], clients: int, duration_s: float) -> dict:
