@@ -3,6 +3,7 @@
 "use strict";
 
 const MAX_ALERT_ROWS = 200;
+const MAX_REASONS = 8;
 const $ = (id) => document.getElementById(id);
 const section = (name) => document.querySelector(`[data-section="${name}"]`);
 const fmt = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
@@ -98,8 +99,13 @@ function renderMetrics(m) {
   const q = m.quarantine;
   if (partState("quarantine", q, "no window landed in the last hour")) {
     $("quarantine-rate").textContent = `${fmt.format(q.rows_quarantined)} of ${fmt.format(q.rows_in)} messages in the last hour (${(100 * q.rate).toFixed(3)} %)`;
-    renderBars("quarantine-bars", q.reasons.map((r) => [r.reason, r.share, fmt.format(r.rows)]),
-      q.reasons.length ? null : "no message quarantined in the last hour");
+    const top = q.reasons.slice(0, MAX_REASONS).map((r) => [r.reason, r.share, fmt.format(r.rows)]);
+    const rest = q.reasons.slice(MAX_REASONS);
+    if (rest.length) {
+      const rows = rest.reduce((n, r) => n + r.rows, 0);
+      top.push([`${rest.length} more reasons`, rest.reduce((n, r) => n + r.share, 0), fmt.format(rows)]);
+    }
+    renderBars("quarantine-bars", top, "no message quarantined in the last hour");
   } else { $("quarantine-rate").textContent = ""; $("quarantine-bars").replaceChildren(); }
 
   const a = m.alerts;
