@@ -52,7 +52,7 @@ def _count(event_type: str, day: bool = False) -> str:
 
 
 def _share(event_type: str) -> str:
-    return f"avg(CASE WHEN event_type = '{event_type}' THEN 1.0 ELSE 0.0 END)"
+    return f"avg(CASE WHEN event_type = '{event_type}' THEN 1D ELSE 0D END)"
 
 
 _TWO_PI_HOUR = "radians(hour * 15)"  # an hour as an angle on the 24-hour clock
@@ -86,7 +86,7 @@ FEATURES: tuple[Feature, ...] = (
             f"avg(cos({_TWO_PI_HOUR}))", model_input=False),
     Feature("night_share_7d", "7d", "double",
             f"Share of events between {NIGHT_HOURS[0]}:00 and {NIGHT_HOURS[1]}:00 UTC.",
-            f"avg(CASE WHEN hour < {NIGHT_HOURS[1]} THEN 1.0 ELSE 0.0 END)", model_input=False),
+            f"avg(CASE WHEN hour < {NIGHT_HOURS[1]} THEN 1D ELSE 0D END)", model_input=False),
     Feature("local_hour_sin_7d", "7d", "double",
             "Mean sine of the local (solar: UTC hour + lon / 15) event hour on the 24-hour clock; events "
             "without a location are left out, 0 when none has one.",
@@ -98,8 +98,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("local_night_share_7d", "7d", "double",
             f"Share of located events between {NIGHT_HOURS[0]}:00 and {NIGHT_HOURS[1]}:00 local (solar) time; "
             "0 when no event has a location.",
-            f"coalesce(avg(CASE WHEN lon IS NULL THEN NULL WHEN {_LOCAL_HOUR} < {NIGHT_HOURS[1]} THEN 1.0 "
-            "ELSE 0.0 END), 0.0)"),
+            f"coalesce(avg(CASE WHEN lon IS NULL THEN NULL WHEN {_LOCAL_HOUR} < {NIGHT_HOURS[1]} THEN 1D "
+            "ELSE 0D END), 0D)"),
     Feature("median_gap_s_7d", "7d", "double",
             "Median seconds between consecutive events of the user (0 with a single event).",
             "coalesce(percentile(gap_s, 0.5), 0.0)", "log1p"),
