@@ -10,6 +10,8 @@ class Unavailable(RuntimeError):
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's text: enough to say why, never a stack or a connection string."""
-    text = str(exc).strip().splitlines()
+    """The first line of an exception's text: enough to say why, never a stack or a connection string.
+    A Kafka client error gives its own words ("Failed to get metadata: Local: Broker transport failure")."""
+    reason = getattr(exc.args[0], "str", None) if exc.args else None
+    text = (reason() if callable(reason) else str(exc)).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__

@@ -108,7 +108,7 @@ class HealthChecker:
         try:
             brokers = self.kafka.admin(log_level=0).list_topics(timeout=3).brokers
         except KafkaException as exc:
-            raise Unavailable(f"Kafka: {first_line(exc)}") from None
+            raise Unavailable(f"Kafka at {self.kafka.bootstrap_servers}: {first_line(exc)}") from None
         return f"{len(brokers)} broker(s)"
 
     def _flink(self) -> str:

@@ -36,7 +36,7 @@ def event_rate(kafka: KafkaResource, topic: str, now_ms: int | None = None) -> R
             high = {p: marks[1] for p, marks in reader.watermarks().items()}
             totals = [sum(reader.boundary(edge, high).values()) for edge in edges[:-1]]
     except KafkaException as exc:
-        raise Unavailable(f"Kafka: {first_line(exc)}") from None
+        raise Unavailable(f"Kafka at {kafka.bootstrap_servers}: {first_line(exc)}") from None
     totals.append(sum(high.values()))
     counts = [max(0, b - a) for a, b in itertools.pairwise(totals)]
     return RateSample(edges[1:], counts, sum(counts[-(60 // BUCKET_S):]), totals[-1])
@@ -59,7 +59,7 @@ def topics(kafka: KafkaResource, timeout_s: float = 5.0) -> list[dict]:
                           "messages": sum(x["high"] - x["low"] for x in partitions)})
         return found
     except KafkaException as exc:
-        raise Unavailable(f"Kafka: {first_line(exc)}") from None
+        raise Unavailable(f"Kafka at {kafka.bootstrap_servers}: {first_line(exc)}") from None
     finally:
         consumer.close()
 
@@ -100,7 +100,7 @@ def consumer_groups(kafka: KafkaResource, ends: dict[tuple[str, int], int], only
                            "lag": sum(lags) if lags else None, "partitions": partitions})
         return groups
     except (KafkaException, TimeoutError) as exc:
-        raise Unavailable(f"Kafka: {first_line(exc)}") from None
+        raise Unavailable(f"Kafka at {kafka.bootstrap_servers}: {first_line(exc)}") from None
 
 
 def end_offsets(topic_list: list[dict]) -> dict[tuple[str, int], int]:
