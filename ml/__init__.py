@@ -1,2 +1,3 @@
-"""Plain-Python machine learning of the lakehouse (feature matrices, training, evaluation, promotion
-rules, scoring): no Dagster imports here. Filled by the modelling issues."""
+"""Plain-Python machine learning of the lakehouse: feature matrices and eligibility, KMeans segments,
+IsolationForest anomalies, promotion rules, scoring rows and messages, MLflow tracking. No Dagster
+imports here: the assets call these functions. See ml/README.md."""

@@ -13,9 +13,10 @@ The metrics, both label-free so that promotion works where no ground truth exist
 - anomalies: `heldout_shuffle_auc`, how well the score tells the held-out users from the same users
   with each feature column shuffled independently (same marginals, joint structure destroyed; the
   "unsupervised as supervised" reference sample of Hastie, Tibshirani and Friedman, ESL 14.2.4). A
-  forest that learned how the features go together scores the shuffled rows higher. On a simulated run
-  it ranked models as the drifting users' ROC-AUC did (0.87 for the default model, 0.78 with 256
-  samples per tree, 0.69 fitted on shuffled data, 0.47 for a degenerate forest).
+  forest that learned how the features go together scores the shuffled rows higher. On a simulated
+  7-day run (5,000 users, seed 11) it ranked models as the drifting users' ROC-AUC did: default 0.987
+  (truth ROC-AUC 1.000), 256 samples per tree 0.969 (1.000), no peer groups 0.889 (0.989), fitted on
+  shuffled data 0.680 (0.936), a degenerate forest of 5 trees of 4 points 0.530 (0.723).
 
 The tolerance absorbs the retraining noise of a same-quality model (different seed or day), so the
 alias does not flap; a clearly worse model (below champion - tolerance) is refused.
