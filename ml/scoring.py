@@ -39,6 +39,12 @@ ANOMALY_SCORE_COLUMNS: tuple[str, ...] = (
     "model_version",
 )
 ANOMALY_SCORE_KEY: tuple[str, ...] = ("user_id", "scored_date")
+# The rows `segment_change_insights` compares with: each user's latest earlier `user_segments` row of the
+# model (psycopg named parameters; read it into a DataFrame with USER_SEGMENT_COLUMNS)
+PREVIOUS_SEGMENTS_SQL = (
+    f"SELECT DISTINCT ON (user_id) {', '.join(USER_SEGMENT_COLUMNS)} FROM {USER_SEGMENTS_TABLE} "
+    "WHERE scored_date < %(scored_date)s AND model_name = %(model_name)s ORDER BY user_id, scored_date DESC"
+)
 INSIGHT_SCHEMA_VERSION = 1
 INSIGHT_SEGMENT_CHANGE = "segment_change"
 INSIGHT_SEGMENT_SUMMARY = "segment_summary"
