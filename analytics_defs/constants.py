@@ -5,9 +5,18 @@ import dagster as dg
 BRONZE_USER_EVENTS = dg.AssetKey("bronze_user_events")
 BRONZE_QUARANTINE = dg.AssetKey("bronze_quarantine")
 
+SILVER_USER_EVENTS = dg.AssetKey("silver_user_events")
+USER_FEATURES = dg.AssetKey("user_features")
+
 # Delta table names under the warehouse root
 BRONZE_USER_EVENTS_TABLE = "bronze/user_events"
 BRONZE_QUARANTINE_TABLE = "bronze/quarantine"
+SILVER_USER_EVENTS_TABLE = "silver/user_events"
+USER_FEATURES_TABLE = "features/user_features"
+SQL_MODELS_ROOT = "models"  # SQL models live at models/<name>
+
+# Materialisation metadata of bronze read by the silver refresh: {"YYYY-MM-DD": rows landed of that event date}
+EVENT_DATES_METADATA = "event_dates"
 
 # Run tags set by the Kafka window sensor
 TAG_KAFKA_TOPIC = "lakehouse/kafka_topic"
@@ -15,3 +24,5 @@ TAG_KAFKA_OFFSETS = "lakehouse/kafka_offsets"  # {"<partition>": [start, end), .
 
 # Jobs
 BRONZE_LANDING_JOB = "bronze_landing_job"
+SILVER_REFRESH_JOB = "silver_refresh_job"
+DAILY_JOB = "daily_refresh_job"

@@ -1,11 +1,15 @@
-"""Partitions of the lakehouse: 1-minute windows of Kafka broker time for bronze.
+"""Partitions of the lakehouse: 1-minute windows of Kafka broker time for bronze, days of the events'
+own time (UTC) for silver, features and the SQL models.
 
 The first window is where this deployment's data starts (`Settings.first_window`: LAKEHOUSE_PARTITIONS_START,
 else the minute the data directory first ran a stack), so the catalog shows real gaps only and
-"backfill missing" never means tens of thousands of windows before any data existed.
+"backfill missing" never means tens of thousands of windows before any data existed. Event days start
+LAKEHOUSE_EVENT_LOOKBACK_DAYS earlier: replayed and late events carry older dates than the broker time
+they arrived at, and still reach their own day. The last event day is today (its partition is refreshed
+during the day, and closed by the nightly schedule).
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -25,7 +29,12 @@ def minute_windows_from(start: datetime) -> dg.TimeWindowPartitionsDefinition:
     )
 
 
+def event_days_from(first: date) -> dg.DailyPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(start_date=first.isoformat(), timezone="UTC", end_offset=1)
+
+
 minute_windows = minute_windows_from(current().first_window())
+event_days = event_days_from((current().first_window() - timedelta(days=current().event_lookback_days)).date())
 
 
 def window_key(window_start_ms: int) -> str:
@@ -34,3 +43,8 @@ def window_key(window_start_ms: int) -> str:
 
 def window_start_ms(key: str) -> int:
     return int(datetime.strptime(key, MINUTE_KEY_FORMAT).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def day_of(key: str) -> date:
+    """The date of a daily partition key (YYYY-MM-DD)."""
+    return date.fromisoformat(key)

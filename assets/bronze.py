@@ -11,11 +11,12 @@ from analytics_defs.constants import (
     BRONZE_QUARANTINE_TABLE,
     BRONZE_USER_EVENTS,
     BRONZE_USER_EVENTS_TABLE,
+    EVENT_DATES_METADATA,
     TAG_KAFKA_OFFSETS,
 )
-from analytics_defs.partitions import WINDOW_CLOSE_GRACE_MS, minute_windows
-from assets.landing import LandingResult, ParseLimits, land_window
-from assets.reconciliation import balance_window
+from analytics_defs.partitions import WINDOW_CLOSE_GRACE_MS, WINDOW_MS, minute_windows
+from assets.landing import LandingResult, ParseLimits, land_windows
+from assets.reconciliation import balance_windows
 from contract.topics import USER_EVENTS
 from contract.user_events import DEFAULT_MAX_FUTURE_SKEW_MS, DEFAULT_MAX_PAYLOAD_BYTES
 from resources.kafka import KafkaResource, ranges_from_json, ranges_to_json
@@ -24,6 +25,7 @@ from resources.spark import SparkResource
 from resources.warehouse import WarehouseResource
 
 RECONCILES_WITH_KAFKA = "reconciles_with_kafka"
+MAX_WINDOWS_PER_RUN = 30
 
 
 class BronzeLandingConfig(dg.Config):
@@ -65,6 +67,8 @@ class BronzeLandingConfig(dg.Config):
         )
     ],
     partitions_def=minute_windows,
+    # a backfill lands up to half an hour of windows per run, in one Spark read of their offset range
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_WINDOWS_PER_RUN),
     can_subset=False,
 )
 def bronze_landing(
@@ -75,38 +79,45 @@ def bronze_landing(
     warehouse: WarehouseResource,
     postgres: PostgresResource,
 ):
-    window = context.partition_time_window
-    start_ms = int(window.start.timestamp() * 1000)
-    end_ms = int(window.end.timestamp() * 1000)
+    window = context.partition_time_window  # one window (sensor runs) or a range of them (backfill runs)
+    start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
     tagged = context.run.tags.get(TAG_KAFKA_OFFSETS)
     # The sensor's tag records what it planned; a backfill or a manual run computes the same ranges.
-    ranges = ranges_from_json(tagged) if tagged else kafka.window_ranges(USER_EVENTS, start_ms, end_ms, config.window_close_grace_ms)
+    ranges = (
+        ranges_from_json(tagged)
+        if tagged and len(context.partition_keys) == 1
+        else kafka.window_ranges(USER_EVENTS, _ms(start), _ms(end), config.window_close_grace_ms)
+    )
     bronze_path = warehouse.table_path(BRONZE_USER_EVENTS_TABLE)
     quarantine_path = warehouse.table_path(BRONZE_QUARANTINE_TABLE)
-    result = land_window(
+    result = land_windows(
         spark.get_session(),
         kafka.bootstrap_servers,
         USER_EVENTS,
-        window.start.astimezone(UTC),
+        start,
+        end,
         ranges,
         bronze_path,
         quarantine_path,
         ParseLimits(config.max_payload_bytes, config.max_future_skew_ms),
     )
-    balance = balance_window(bronze_path, quarantine_path, window.start, ranges)
-    _record_performance(postgres, context.run.run_id, result, end_ms)
+    balance = balance_windows(bronze_path, quarantine_path, start, end, ranges)
+    _record_performance(postgres, context.run.run_id, result)
     context.log.info(
-        f"window {context.partition_key}: {result.rows_landed} landed, {result.rows_quarantined} quarantined "
-        f"in {result.seconds:.2f}s ({result.rows_per_second:,.0f} rows/s)"
+        f"windows {context.partition_key_range.start}..{context.partition_key_range.end}: {result.rows_landed} "
+        f"landed, {result.rows_quarantined} quarantined in {result.seconds:.2f}s ({result.rows_per_second:,.0f} rows/s)"
     )
     yield dg.MaterializeResult(
         asset_key=BRONZE_USER_EVENTS,
         metadata={
             "kafka_offsets": ranges_to_json(ranges),
+            "windows": len(context.partition_keys),
             "rows_landed": result.rows_landed,
             "rows_quarantined": result.rows_quarantined,
             "seconds": round(result.seconds, 3),
             "rows_per_second": round(result.rows_per_second, 1),
+            # the silver partitions these rows belong to (late and replayed events included)
+            EVENT_DATES_METADATA: dg.MetadataValue.json(result.event_dates),
             "path": bronze_path,
         },
     )
@@ -119,14 +130,20 @@ def bronze_landing(
     )
 
 
-def _record_performance(postgres: PostgresResource, run_id: str, result: LandingResult, window_end_ms: int) -> None:
-    """One row per window in streaming_performance, for the dashboard and for operators."""
-    freshness_s = time.time() - window_end_ms / 1000
+def _ms(value) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _record_performance(postgres: PostgresResource, run_id: str, result: LandingResult) -> None:
+    """One row per landed window in streaming_performance, for the dashboard and for operators; the
+    seconds are the run's (a window of a backfill run became queryable when the run committed)."""
+    now = time.time()
     postgres.bulk_upsert(
         "streaming_performance",
         ["pipeline", "window_start", "rows_in", "rows_out", "rows_quarantined", "seconds", "rows_per_second",
          "freshness_seconds", "dagster_run_id"],
-        [("bronze_user_events", result.window_start, result.rows_in, result.rows_landed, result.rows_quarantined,
-          result.seconds, result.rows_per_second, freshness_s, run_id)],
+        [("bronze_user_events", window, c.rows_landed + c.rows_quarantined, c.rows_landed, c.rows_quarantined,
+          result.seconds, result.rows_per_second, now - (window.timestamp() + WINDOW_MS / 1000), run_id)
+         for window, c in result.windows.items()],
         ["pipeline", "window_start"],
     )

@@ -1,9 +1,11 @@
-"""Landing one micro-batch window of Kafka `user-events` into the bronze and quarantine Delta tables.
+"""Landing micro-batch windows of Kafka `user-events` into the bronze and quarantine Delta tables.
 
-Plain Spark, no Dagster: the `bronze_user_events` asset and the landing benchmark call `land_window`
-alike. The window is an exact offset range per Kafka partition, so a rerun or a backfill reads the very
-same messages, and both tables are written with `replaceWhere` on the window: reruns replace, never
-append. Every message ends in exactly one of the two tables, so for each window
+Plain Spark, no Dagster: the `bronze_user_events` asset and the landing benchmark call `land_windows`
+alike. A run lands one 1-minute window (the sensor's runs) or a range of consecutive windows (a
+backfill run): the range is an exact offset range per Kafka partition, so a rerun or a backfill reads
+the very same messages; each row's window is the minute of its broker (log-append) timestamp, and both
+tables are written with `replaceWhere` on the range: reruns replace, never append. Every message ends in
+exactly one of the two tables, so for each window
 
     Kafka messages in the offset range == bronze rows + quarantine rows.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +30,7 @@ from datetime import UTC, datetime
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from assets.delta import replace_where, window_range_predicate
 from contract.user_events import (
     DEFAULT_MAX_FUTURE_SKEW_MS,
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -78,13 +82,22 @@ class ParseLimits:
 
 
 @dataclass(frozen=True)
+class WindowCounts:
+    rows_landed: int = 0
+    rows_quarantined: int = 0
+
+
+@dataclass(frozen=True)
 class LandingResult:
-    window_start: datetime
+    start: datetime  # first window of the range
+    end: datetime  # end of the last window
     ranges: tuple[PartitionRange, ...]
     rows_in: int
     rows_landed: int
     rows_quarantined: int
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    windows: dict[datetime, WindowCounts] = field(default_factory=dict)  # windows that hold messages
+    event_dates: dict[str, int] = field(default_factory=dict)  # landed rows per event date (YYYY-MM-DD, UTC)
     seconds: float = 0.0
 
     @property
@@ -161,9 +174,10 @@ def _reason(limits: ParseLimits) -> Column:
     )
 
 
-def parse_user_events(raw: DataFrame, window_start: datetime, limits: ParseLimits = ParseLimits()) -> DataFrame:
-    """Kafka rows -> one row per message with the typed event fields and a `reason` (null = valid,
-    before duplicate detection, which needs the whole window: see `mark_duplicates`)."""
+def parse_user_events(raw: DataFrame, limits: ParseLimits = ParseLimits()) -> DataFrame:
+    """Kafka rows -> one row per message with the typed event fields, its window (the minute of its
+    broker timestamp) and a `reason` (null = valid, before duplicate detection, which needs the whole
+    window: see `mark_duplicates`)."""
     corrupt = {"columnNameOfCorruptRecord": "_corrupt"}
     parseable = (F.col("payload_bytes") > 0) & (F.col("payload_bytes") <= limits.max_payload_bytes) & F.col("_utf8")
     staged = (
@@ -193,20 +207,20 @@ def parse_user_events(raw: DataFrame, window_start: datetime, limits: ParseLimit
         "raw_value",
         "payload_bytes",
         _reason(limits).alias("reason"),
-        F.lit(window_start).cast("timestamp").alias("window_start"),
+        F.date_trunc("minute", F.col("kafka_timestamp")).alias("window_start"),
         F.current_timestamp().alias("landed_at"),
     )
 
 
 def duplicate_copies(parsed: DataFrame) -> list[tuple[int, int]]:
-    """(partition, offset) of every copy of an otherwise valid event after its first (by partition,
-    offset). Repeated ids are few: a cheap aggregate over 64-bit hashes of the ids finds the suspects,
-    and only those are compared as strings; the answer is small enough to collect."""
+    """(partition, offset) of every copy of an otherwise valid event after its first in the same window
+    (by partition, offset). Repeated ids are few: a cheap aggregate over 64-bit hashes of the ids finds
+    the suspects, and only those are compared as strings; the answer is small enough to collect."""
     valid = parsed.where(F.col("reason").isNull()).withColumn("_h", F.xxhash64("event_id"))
-    suspects = valid.groupBy("_h").count().where(F.col("count") > 1).select("_h")
-    first = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
+    suspects = valid.groupBy("window_start", "_h").count().where(F.col("count") > 1).select("window_start", "_h")
+    first = Window.partitionBy("window_start", "event_id").orderBy("kafka_partition", "kafka_offset")
     copies = (
-        valid.join(F.broadcast(suspects), "_h")
+        valid.join(F.broadcast(suspects), ["window_start", "_h"])
         .withColumn("_n", F.row_number().over(first))
         .where(F.col("_n") > 1)
         .select("kafka_partition", "kafka_offset")
@@ -228,53 +242,60 @@ def mark_duplicates(parsed: DataFrame, copies: list[tuple[int, int]]) -> DataFra
     )
 
 
-def window_predicate(window_start: datetime) -> str:
-    return f"window_start = TIMESTAMP '{window_start.astimezone(UTC):%Y-%m-%d %H:%M:%S}'"
-
-
-def replace_window(df: DataFrame, path: str, window_start: datetime, stats_columns: Sequence[str]) -> None:
-    """Atomically replace the window's partition of the Delta table at `path`. Creating the table sets
-    its data-skipping statistics columns (a table property, kept by later writes)."""
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", window_predicate(window_start))
-        .option("delta.dataSkippingStatsColumns", ",".join(stats_columns))
-        .partitionBy("window_start")
-        .save(path)
-    )
-
-
-def land_window(
+def land_windows(
     spark: SparkSession,
     bootstrap_servers: str,
     topic: str,
-    window_start: datetime,
+    start: datetime,
+    end: datetime,
     ranges: Sequence[PartitionRange],
     bronze_path: str,
     quarantine_path: str,
     limits: ParseLimits = ParseLimits(),
 ) -> LandingResult:
-    """Read the window's offset ranges, validate, and replace the window in both tables."""
+    """Read the offset ranges of the windows in [start, end), validate, and replace those windows in
+    both tables."""
     started = time.perf_counter()
-    parsed = parse_user_events(read_kafka_range(spark, bootstrap_servers, topic, ranges), window_start, limits)
+    parsed = parse_user_events(read_kafka_range(spark, bootstrap_servers, topic, ranges), limits)
     cached = parsed.persist()  # read and parse once; duplicates found, counted and written from the cache
     try:
         checked = mark_duplicates(cached, duplicate_copies(cached))
-        counts = {row["reason"]: row["count"] for row in checked.groupBy("reason").count().collect()}
+        counts = (
+            checked.groupBy("window_start", "reason", F.to_date("occurred_at_ts").alias("event_date")).count().collect()
+        )
+        predicate = window_range_predicate(start, end)
         bronze = checked.where(F.col("reason").isNull()).select(*BRONZE_COLUMNS)
         quarantine = checked.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
-        replace_window(bronze, bronze_path, window_start, BRONZE_STATS_COLUMNS)
-        replace_window(quarantine, quarantine_path, window_start, QUARANTINE_STATS_COLUMNS)
+        replace_where(bronze, bronze_path, predicate, "window_start", BRONZE_STATS_COLUMNS)
+        replace_where(quarantine, quarantine_path, predicate, "window_start", QUARANTINE_STATS_COLUMNS)
     finally:
         cached.unpersist()
-    landed = counts.pop(None, 0)
+    reasons: Counter[str] = Counter()
+    landed_per_window: Counter[datetime] = Counter()
+    quarantined_per_window: Counter[datetime] = Counter()
+    event_dates: Counter[str] = Counter()
+    for row in counts:
+        window = row["window_start"].replace(tzinfo=UTC)
+        if row["reason"] is None:
+            landed_per_window[window] += row["count"]
+            event_dates[row["event_date"].isoformat()] += row["count"]
+        else:
+            quarantined_per_window[window] += row["count"]
+            reasons[row["reason"]] += row["count"]
+    windows = {
+        w: WindowCounts(landed_per_window[w], quarantined_per_window[w])
+        for w in sorted(set(landed_per_window) | set(quarantined_per_window))
+    }
+    landed, quarantined = sum(landed_per_window.values()), sum(quarantined_per_window.values())
     return LandingResult(
-        window_start=window_start,
+        start=start,
+        end=end,
         ranges=tuple(ranges),
-        rows_in=landed + sum(counts.values()),
+        rows_in=landed + quarantined,
         rows_landed=landed,
-        rows_quarantined=sum(counts.values()),
-        quarantine_reasons=dict(sorted(counts.items())),
+        rows_quarantined=quarantined,
+        quarantine_reasons=dict(sorted(reasons.items())),
+        windows=windows,
+        event_dates=dict(sorted(event_dates.items())),
         seconds=time.perf_counter() - started,
     )

@@ -48,16 +48,16 @@ class WindowCheck:
     metadata: dict = field(default_factory=dict)
 
 
-def balance_window(
-    bronze_path: str, quarantine_path: str, window_start: datetime, ranges: Sequence[PartitionRange]
+def balance_windows(
+    bronze_path: str, quarantine_path: str, start: datetime, end: datetime, ranges: Sequence[PartitionRange]
 ) -> WindowCheck:
-    """Do bronze + quarantine hold exactly the offsets of `ranges`, each once? Reads both tables back.
+    """Do bronze + quarantine hold, in the windows [start, end), exactly the offsets of `ranges`, each
+    once? Reads both tables back.
 
     Per Kafka partition, the offsets found must number end - start, be distinct, and span [start, end):
     for a contiguous range that is set equality. A table that cannot be read (a data file deleted under
     it) fails the check with the error."""
-    since = window_start.astimezone(UTC)
-    until = datetime.fromtimestamp(since.timestamp() + WINDOW_MS / 1000, UTC)
+    since, until = start.astimezone(UTC), end.astimezone(UTC)
     try:
         bronze = read_landed(bronze_path, since, until)
         quarantine = read_landed(quarantine_path, since, until)

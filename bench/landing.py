@@ -4,7 +4,7 @@ Starts its own PostgreSQL, Kafka broker and Spark Connect server (free ports, te
 produces N simulator events inside one minute of broker time, waits for the window to close, then
 lands that same offset range alternately
 
-  - bare:  assets.landing.land_window(...) called directly (no Dagster), and
+  - bare:  assets.landing.land_windows(...) called directly (no Dagster), and
   - asset: a real Dagster run of `bronze_landing` (dg.materialize with a persistent instance, with the
            sensor's offset tags), timed from launch to success,
 
@@ -20,7 +20,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -28,7 +28,7 @@ import dagster as dg
 from analytics_defs.constants import TAG_KAFKA_OFFSETS, TAG_KAFKA_TOPIC
 from analytics_defs.partitions import WINDOW_MS, window_key
 from assets.bronze import bronze_landing
-from assets.landing import land_window
+from assets.landing import land_windows
 from bench.common import Services, append_result, peak_rss_mb
 from contract.topics import USER_EVENTS
 from resources.kafka import KafkaResource, ranges_to_json
@@ -92,7 +92,8 @@ def main() -> None:
 
         def bare(i: int) -> float:
             started = time.perf_counter()
-            result = land_window(spark, svc.cfg.kafka_bootstrap, USER_EVENTS, window_start, request.ranges,
+            result = land_windows(spark, svc.cfg.kafka_bootstrap, USER_EVENTS, window_start,
+                                  window_start + timedelta(minutes=1), request.ranges,
                                  str(root / f"bare{i}/bronze"), str(root / f"bare{i}/quarantine"))
             assert result.rows_in == request.messages
             return time.perf_counter() - started

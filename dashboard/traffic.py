@@ -39,6 +39,7 @@ MAX_EVENTS = 100_000
 MAX_RATE = 5_000
 MAX_SCENARIO_S = 600  # scenarios that need longer (e.g. impossible travel) are for the simulator itself
 _USER_INDEX_BASE = 900_000_000
+BURST_IDENTITY_SPACE = 8  # user ids from 800,000,000 and device IPs from 32.0.0.0 (simulator --identity-space)
 _USER_IPS, _ATTACKER_IPS = "100.64.0.0", "100.96.0.0"  # RFC 6598 space: no simulated user or attacker has one
 
 
@@ -108,7 +109,9 @@ class TrafficGenerator:
         log_path = self.settings.log_dir / "dashboard-traffic.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "simulator", "--clock", "realtime", "--count", str(events), "--rate", str(rate),
-                "--no-scenarios", "--users", "2000", "--out-dir", str(out_dir)]
+                "--no-scenarios", "--users", "2000", "--out-dir", str(out_dir),
+                # people of their own: a burst never moves a user of the running simulator elsewhere
+                "--identity-space", str(BURST_IDENTITY_SPACE)]
         with open(log_path, "ab") as out:
             process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=self.settings.service_env(), stdin=subprocess.DEVNULL,
                                        stdout=out, stderr=subprocess.STDOUT)

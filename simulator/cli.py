@@ -83,6 +83,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="ground-truth directory (default: $LAKEHOUSE_DATA_DIR/simulator/<run id>)",
     )
     p.add_argument(
+        "--identity-space",
+        type=int,
+        default=0,
+        help="0: the deployment's own users; 1-9: other people (own user ids and IPs), e.g. test traffic "
+        "beside the running simulator (default: %(default)s)",
+    )
+    p.add_argument(
         "--population",
         type=Path,
         help="keep the simulated users in this directory and continue them on every start (the stack's "
@@ -117,6 +124,7 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         thresholds=thresholds,
         topic=args.topic,
         out_dir=args.out_dir,
+        identity_space=args.identity_space,
     )
     config.validate()
     return config

@@ -40,6 +40,10 @@ class SimulatorConfig:
     future_offset_ms: int = 86_400_000  # how far ahead future-dated malformed messages are
     thresholds: DetectionThresholds = field(default_factory=DetectionThresholds.from_env)
     topic: str = USER_EVENTS
+    # 0: the deployment's own users. Another space (1-9) holds other people (test traffic next to the
+    # running simulator): user ids from space * 10^8, device IPs from (24 + space).0.0.0, so nobody in it
+    # shares an id or an address with the standing population.
+    identity_space: int = 0
     run_id: str | None = None  # default: <UTC time>-seed<seed>
     out_dir: Path | None = None  # default: <LAKEHOUSE_DATA_DIR>/simulator/<run_id>
 
@@ -59,6 +63,8 @@ class SimulatorConfig:
             raise SimulatorConfigError(
                 "the simulated clock runs as fast as it can: set --count or --duration-s"
             )
+        if not 0 <= self.identity_space <= 9:
+            raise SimulatorConfigError(f"--identity-space must be within [0, 9], got {self.identity_space}")
         if self.users < 1:
             raise SimulatorConfigError(f"--users must be >= 1, got {self.users}")
         if not 0 <= self.malformed_rate <= 0.5:

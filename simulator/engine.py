@@ -40,7 +40,13 @@ from simulator.truth import RULE_BEHAVIOR_ANOMALY, GroundTruth, Label, Malformed
 
 KIND_DRIFT = "drift"  # events of a drifting user from its drift start on
 KINDS: tuple[str, ...] = (KIND_BACKGROUND, KIND_DRIFT, KIND_SCENARIO, KIND_MALFORMED, KIND_DUPLICATE)
-USER_IP_BASE = "24.0.0.0"  # every user device gets an address counted up from here
+IDENTITY_SPACE_USERS = 100_000_000  # user indices per identity space
+
+
+def user_ip_base(identity_space: int) -> str:
+    """Every user device gets an address counted up from here: 24.0.0.0 for the deployment's own users."""
+    return f"{24 + identity_space}.0.0.0"
+
 ATTACKER_IP_BASE = "185.0.0.0"  # attackers' addresses: a range no user ever gets
 # Background sessions start this long before the first message, so the stream opens at its steady
 # rate instead of ramping up while the first sessions unfold (warm-up events are not encoded).
@@ -98,11 +104,13 @@ class Simulator:
         self._clock_start_ms = self.start_ms - WARMUP_MS
         # the standing population: built from the seed, or continued from a stored one (its own seed)
         if population is None:
-            self._ips = IpPool(USER_IP_BASE)
-            standing = build_population(random.Random(f"{seed}:population"), config.users, self._ips)
-            self._population_seed, self._next_user_index, attacker_ips, self._scenario_base = seed, config.users, 0, 0
+            first_index = config.identity_space * IDENTITY_SPACE_USERS
+            self._ips = IpPool(user_ip_base(config.identity_space))
+            standing = build_population(random.Random(f"{seed}:population"), config.users, self._ips, first_index)
+            self._population_seed, attacker_ips, self._scenario_base = seed, 0, 0
+            self._next_user_index = first_index + config.users
         else:
-            self._ips = IpPool(USER_IP_BASE, population.user_ips)
+            self._ips = IpPool(user_ip_base(config.identity_space), population.user_ips)
             standing = population.users
             self._population_seed, self._next_user_index = population.seed, population.next_user_index
             attacker_ips, self._scenario_base = population.attacker_ips, population.scenario_seq

@@ -156,8 +156,8 @@ def new_user(rng: random.Random, index: int, persona: Persona, ips: IpPool, city
     return User(index, user_id_for(index), persona, city, home, devices, registers=rng.random() < 0.02)
 
 
-def build_population(rng: random.Random, size: int, ips: IpPool) -> list[User]:
+def build_population(rng: random.Random, size: int, ips: IpPool, first_index: int = 0) -> list[User]:
     """`size` users with personas drawn by their population shares; deterministic for a given rng."""
     shares = [p.share for p in PERSONAS]
     personas = rng.choices(PERSONAS, weights=shares, k=size)
-    return [new_user(rng, i, persona, ips) for i, persona in enumerate(personas)]
+    return [new_user(rng, first_index + i, persona, ips) for i, persona in enumerate(personas)]

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -23,8 +23,8 @@ from analytics_defs.constants import (
 )
 from analytics_defs.partitions import WINDOW_MS, window_key, window_start_ms
 from assets.bronze import bronze_landing
-from assets.landing import window_predicate
-from assets.reconciliation import balance_window, reconcile
+from assets.delta import window_range_predicate
+from assets.reconciliation import balance_windows, reconcile
 from contract.topics import USER_EVENTS
 from contract.user_events import QuarantineReason
 from resources.kafka import KafkaResource, PartitionRange, ranges_from_json
@@ -201,13 +201,13 @@ def test_killed_write_then_rerun_loses_and_duplicates_nothing(landing, landed, s
     window_dir = Path(landing["bronze"])
     existing = set(window_dir.rglob("*.parquet"))
     script = (
-        "from datetime import datetime, timezone\n"
-        "from assets.landing import land_window\n"
+        "from datetime import datetime, timedelta, timezone\n"
+        "from assets.landing import land_windows\n"
         "from resources.kafka import ranges_from_json\n"
         "from resources.spark import SparkResource\n"
         f"s = SparkResource(master='local[2]', jvm_lib_dir={str(stack_cfg.jvm_lib_dir)!r}, driver_memory='1g').get_session()\n"
         f"ws = datetime.fromtimestamp({window_start_ms(key)} / 1000, timezone.utc)\n"
-        f"land_window(s, {landing['kafka'].bootstrap_servers!r}, 'user-events', ws, ranges_from_json({tags[TAG_KAFKA_OFFSETS]!r}),"
+        f"land_windows(s, {landing['kafka'].bootstrap_servers!r}, 'user-events', ws, ws + timedelta(minutes=1), ranges_from_json({tags[TAG_KAFKA_OFFSETS]!r}),"
         f" {landing['bronze']!r}, {landing['quarantine']!r})\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
@@ -252,16 +252,18 @@ def test_reconciliation_check_reads_back_and_fails_on_a_lost_write(landing, land
     key = next(iter(landed))
     ranges = ranges_from_json(landed[key].dagster_run.tags[TAG_KAFKA_OFFSETS])
     window = datetime.fromtimestamp(window_start_ms(key) / 1000, UTC)
+    window_end = window + timedelta(minutes=1)
+    in_window = window_range_predicate(window, window_end)
     # a copy of both tables, so the tampering leaves the module's tables as they were
     bronze, quarantine = (str(stack_root / "tamper" / name) for name in ("bronze", "quarantine"))
     for source, target in ((landing["bronze"], bronze), (landing["quarantine"], quarantine)):
-        spark.read.format("delta").load(source).where(window_predicate(window)).write.format("delta").save(target)
-    assert balance_window(bronze, quarantine, window, ranges).passed
+        spark.read.format("delta").load(source).where(in_window).write.format("delta").save(target)
+    assert balance_windows(bronze, quarantine, window, window_end, ranges).passed
 
-    spark.sql(f"DELETE FROM delta.`{bronze}` WHERE {window_predicate(window)} AND kafka_offset % 97 = 0")
-    truncated = balance_window(bronze, quarantine, window, ranges)
+    spark.sql(f"DELETE FROM delta.`{bronze}` WHERE {in_window} AND kafka_offset % 97 = 0")
+    truncated = balance_windows(bronze, quarantine, window, window_end, ranges)
     assert not truncated.passed and "expected offsets" in truncated.metadata["problems"]
 
     Path(DeltaTable(bronze).file_uris()[0].removeprefix("file://")).unlink()
-    lost = balance_window(bronze, quarantine, window, ranges)
+    lost = balance_windows(bronze, quarantine, window, window_end, ranges)
     assert not lost.passed and "error" in lost.metadata

@@ -62,9 +62,9 @@ def test_restarts_keep_every_rule_precise():
         assert len(runs) == 4, runs
         scored = lakehouse(env, "score-alerts", "--min-precision", "0.99", "--min-recall", "1.0")
         assert scored.returncode == 0, scored.stdout + scored.stderr
-        table = dict(re.findall(r"^(\w+)\s+(\d+)\s+\d+\s+\d+\s+\d+", scored.stdout, re.M))
+        table = dict(re.findall(r"^(\w+)\s+(\d+)\s+\d+\s+\d+\s+\d+", scored.stdout, re.MULTILINE))
         assert sum(map(int, table.values())) >= 10, scored.stdout  # alerts were raised and scored
-        travel = re.search(r"^impossible_travel\s+(\d+)\s+(\d+)\s+(\d+)", scored.stdout, re.M)
+        travel = re.search(r"^impossible_travel\s+(\d+)\s+(\d+)\s+(\d+)", scored.stdout, re.MULTILINE)
         assert travel and travel.group(3) == "0", scored.stdout  # no user "travelled" through a restart
     finally:
         lakehouse(env, "down")

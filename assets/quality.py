@@ -1,0 +1,152 @@
+"""Quality gates: Great Expectations 1.x suites run on a whole partition through Spark, their result
+turned into an asset check's outcome and metadata.
+
+GX is called directly with an ephemeral context (no project directory, no analytics, no progress bars),
+not through `dagster-ge` (it pins GX below 1.0) and not with GX's `[spark]` extra (it pins an older
+pyspark): GX 1.x validates Spark Connect DataFrames once the Connect session exists, which the calling
+asset has created. GX is imported on first use only: its import takes seconds, which a code-location
+load must not pay.
+
+The suites are declared here, per table, as plain lists of (expectation, arguments); the checks read the
+partition back from its Delta table, so a gate judges what was committed.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+
+from pyspark.sql import DataFrame
+
+from contract.user_events import EVENT_TYPES, REQUIRED_FIELDS
+from ml.features import FEATURES
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One expectation: the GX class name and its arguments."""
+
+    kind: str
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    evaluated: int
+    failed: list[dict]  # {"expectation", "unexpected_count" or "observed_value"}
+
+    @property
+    def metadata(self) -> dict:
+        return {
+            "expectations_evaluated": self.evaluated,
+            "expectations_failed": len(self.failed),
+            "failed": self.failed,
+        }
+
+
+def _event_expectations(time_column: str) -> list[Expect]:
+    """What every stored event must satisfy, bronze and silver alike."""
+    required = [name if name != "occurred_at" else time_column for name in REQUIRED_FIELDS]
+    return [
+        *(Expect("ExpectColumnValuesToNotBeNull", {"column": c}) for c in required),
+        Expect("ExpectColumnValuesToBeInSet", {"column": "event_type", "value_set": list(EVENT_TYPES)}),
+        Expect("ExpectColumnValuesToBeBetween", {"column": "lat", "min_value": -90, "max_value": 90}),
+        Expect("ExpectColumnValuesToBeBetween", {"column": "lon", "min_value": -180, "max_value": 180}),
+    ]
+
+
+def bronze_suite(expected_rows: int) -> list[Expect]:
+    return [*_event_expectations("occurred_at_ts"), Expect("ExpectTableRowCountToEqual", {"value": expected_rows})]
+
+
+def silver_suite(distinct_events: int) -> list[Expect]:
+    return [
+        *_event_expectations("event_time"),
+        Expect("ExpectColumnValuesToBeUnique", {"column": "event_id"}),
+        Expect("ExpectTableRowCountToEqual", {"value": distinct_events}),
+    ]
+
+
+def _bounds(feature: str) -> dict:
+    """The range a feature's values must fall in (counts and amounts are never negative)."""
+    if feature.startswith("share_") or feature.endswith("night_share_7d") or feature == "failed_login_ratio_7d":
+        return {"min_value": 0, "max_value": 1}
+    if feature.endswith(("hour_sin_7d", "hour_cos_7d")):
+        return {"min_value": -1, "max_value": 1}
+    if feature == "hour_mean_7d":
+        return {"min_value": 0, "max_value": 24}
+    if feature == "active_days_7d":
+        return {"min_value": 1, "max_value": 7}
+    return {"min_value": 0}
+
+
+def features_suite(active_users: int) -> list[Expect]:
+    """No nulls where a feature is defined, values in their range, one row per active user."""
+    expectations = [Expect("ExpectColumnValuesToNotBeNull", {"column": "user_id"}),
+                    Expect("ExpectColumnValuesToBeUnique", {"column": "user_id"})]
+    for f in FEATURES:
+        expectations.append(Expect("ExpectColumnValuesToNotBeNull", {"column": f.name}))
+        expectations.append(Expect("ExpectColumnValuesToBeBetween", {"column": f.name, **_bounds(f.name)}))
+    expectations.append(Expect("ExpectTableRowCountToEqual", {"value": active_users}))
+    return expectations
+
+
+_LOCK = threading.Lock()
+
+
+def _class_name(snake: str) -> str:
+    """expect_column_values_to_be_in_set -> ExpectColumnValuesToBeInSet (the names the suites use)."""
+    return "".join(part.capitalize() for part in snake.split("_"))
+
+
+@cache
+def _context():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    context = gx.get_context(project_config=config, mode="ephemeral")
+    return gx, context, context.data_sources.add_spark(name="lakehouse")
+
+
+def validate(df: DataFrame, name: str, expectations: Sequence[Expect]) -> GateResult:
+    """Run `expectations` on the whole of `df`; the failed ones with their unexpected counts."""
+    with _LOCK:
+        gx, _, source = _context()
+        asset_name = f"{name}-{uuid.uuid4().hex[:8]}"
+        asset = source.add_dataframe_asset(name=asset_name)
+        try:
+            batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": df})
+            suite = gx.ExpectationSuite(
+                name=asset_name, expectations=[getattr(gx.expectations, e.kind)(**e.kwargs) for e in expectations]
+            )
+            outcome = batch.validate(suite)
+        finally:
+            source.delete_asset(asset_name)
+    failed = []
+    for result in outcome.results:  # in GX's own order: each names its expectation
+        if not result.success:
+            config = result.expectation_config
+            column = config.kwargs.get("column")
+            found = result.result or {}
+            detail = {"expectation": _class_name(config.type) + (f"({column})" if column else "")}
+            if "unexpected_count" in found:
+                detail["unexpected_count"] = found["unexpected_count"]
+            if "observed_value" in found:
+                detail["observed_value"] = found["observed_value"]
+            if result.exception_info and result.exception_info.get("raised_exception"):
+                detail["error"] = str(result.exception_info.get("exception_message"))[:500]
+            failed.append(detail)
+    return GateResult(outcome.success and not failed, len(outcome.results), failed)

@@ -1,0 +1,34 @@
+"""Planning the silver refresh: which event days to rebuild, and the limits that keep runs from piling up."""
+
+import pytest
+
+from sensors.silver_refresh import RefreshCursor, plan_refreshes
+
+pytestmark = pytest.mark.unit
+
+VALID = {f"2026-11-{d:02d}" for d in range(1, 27)}
+
+
+def test_new_dates_are_requested_oldest_first_up_to_the_limit():
+    plan = plan_refreshes({"2026-11-26", "2026-11-20", "2026-11-25"}, VALID, set(), {}, now=1000, interval_s=300,
+                          max_requests=2)
+    assert plan.requests == ["2026-11-20", "2026-11-25"] and plan.waiting == ["2026-11-26"]
+
+
+def test_a_date_in_flight_or_refreshed_recently_waits_and_is_kept():
+    plan = plan_refreshes({"2026-11-25", "2026-11-26"}, VALID, {"2026-11-25"}, {"2026-11-26": 900}, now=1000,
+                          interval_s=300)
+    assert plan.requests == [] and plan.waiting == ["2026-11-25", "2026-11-26"]
+    later = plan_refreshes(set(plan.waiting), VALID, set(), {"2026-11-26": 900}, now=1201, interval_s=300)
+    assert later.requests == ["2026-11-25", "2026-11-26"]
+
+
+def test_dates_outside_the_partitions_are_dropped_and_reported():
+    plan = plan_refreshes({"1999-01-01", "2026-11-26"}, VALID, set(), {}, now=0, interval_s=300)
+    assert plan.dropped == ["1999-01-01"] and plan.requests == ["2026-11-26"]
+
+
+def test_cursor_round_trips():
+    cursor = RefreshCursor(after_storage_id=42, pending=["2026-11-26"], requested_at={"2026-11-25": 1.5})
+    assert RefreshCursor.parse(cursor.dump()) == cursor
+    assert RefreshCursor.parse(None) == RefreshCursor()
