@@ -25,6 +25,7 @@ from pathlib import Path
 
 import jvm
 from settings import PROJECT_ROOT, ConfigError, Settings, current
+from stack import watchdog
 from stack.procs import StartError, Supervisor, apt_install
 from stack.services import FlinkCEP, Kafka, Postgres, Service, all_services
 from stack.services.dagster import write_dagster_yaml
@@ -61,7 +62,8 @@ def up(cfg: Settings) -> None:
             state = "external"
         service.bootstrap()
         print(f"  {service.name:<18} {state:<9} {time.monotonic() - t0:5.1f}s  {service.endpoint()}", flush=True)
-    print(f"up: all services healthy in {time.monotonic() - started:.1f}s")
+    sup.start(watchdog.spec(cfg))
+    print(f"up: all services healthy in {time.monotonic() - started:.1f}s; the watchdog restarts any that crashes")
     print(f"  Dashboard      http://{cfg.host}:{cfg.dashboard_port}")
     print(f"  Dagster UI     http://{cfg.host}:{cfg.dagster_port}")
     print(f"  MLflow UI      {cfg.mlflow_tracking_uri}")
@@ -74,6 +76,7 @@ def up(cfg: Settings) -> None:
 
 def down(cfg: Settings) -> None:
     sup = _supervisor(cfg)
+    sup.stop(watchdog.spec(cfg))  # first, or it would restart what is being stopped
     for service in reversed(all_services(cfg)):
         if service.managed:
             print(f"  {service.name:<18} {sup.stop(service.spec())}", flush=True)
@@ -81,11 +84,19 @@ def down(cfg: Settings) -> None:
 
 def status(cfg: Settings) -> int:
     sup = _supervisor(cfg)
+    records = watchdog.read_records(cfg)
     unhealthy = 0
     for service in all_services(cfg):
         state = _state(sup, service)
         unhealthy += state != "healthy" and state != "external, healthy"
-        print(f"{service.name:<18} {state:<22} {service.endpoint()}")
+        record = records.get(service.name)
+        restarts = ""
+        if record and record.restarts:
+            restarts = f"  restarted {record.restarts}x, last {time.strftime('%H:%M:%S', time.localtime(record.last_restart))}"
+            if record.gave_up:
+                restarts += f"; the watchdog gave up ({record.last_error or 'crashed too often'})"
+        print(f"{service.name:<18} {state:<22} {service.endpoint()}{restarts}")
+    print(f"{watchdog.NAME:<18} {'running' if sup.pid(watchdog.NAME) else 'stopped':<22} restarts crashed services")
     return 1 if unhealthy else 0
 
 
@@ -233,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser(name)
     sub.add_parser("reset").add_argument("--yes", action="store_true", help="do not ask for confirmation")
     sub.add_parser("bootstrap")
+    sub.add_parser("watchdog", help="(started by up) restart crashed services")
     sub.add_parser("serve").add_argument("name", help="service name, as `status` prints it")
     sub.add_parser("reconcile").add_argument("--minutes", type=int, default=60, help="how far back (default 60)")
     scorer = sub.add_parser("score-alerts", help="precision and recall of every CEP rule against the simulator's truth")
@@ -253,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             return status(cfg)
         elif args.command == "reset":
             reset(cfg, args.yes)
+        elif args.command == "watchdog":
+            return watchdog.main(cfg)
         elif args.command == "bootstrap":
             bootstrap(cfg)
         elif args.command == "serve":

@@ -186,11 +186,14 @@ class Supervisor:
         return "stopped"
 
     def kill(self, spec: ProcessSpec) -> None:
-        """SIGKILL the process group at once (crash tests)."""
-        pid = self.pid(spec.name)
-        if pid is not None:
-            _signal_group(pid, signal.SIGKILL)
-            self._gone(spec, pid)
+        """SIGKILL the process group at once, also when its leader is already gone (crash tests, and the
+        watchdog clearing what a crashed service left before it restarts it); the pid file goes too."""
+        try:
+            pid = int(self.pid_file(spec.name).read_text().strip())
+        except (OSError, ValueError):
+            return
+        _signal_group(pid, signal.SIGKILL)
+        self._gone(spec, pid)
 
     def _gone(self, spec: ProcessSpec, pid: int) -> None:
         wait_until(lambda: not group_members(pid), 10, 0.1)

@@ -32,7 +32,9 @@ def test_up_status_down_up_keeps_data_and_leaves_no_process(data_dir):
         assert "all services healthy" in first.stdout
         status = lakehouse(env, "status")
         assert status.returncode == 0, status.stdout
-        assert all(" healthy " in line for line in status.stdout.splitlines()), status.stdout
+        lines = status.stdout.splitlines()
+        assert all(" healthy " in line for line in lines if not line.startswith("watchdog")), status.stdout
+        assert any(line.startswith("watchdog") and " running " in line for line in lines), status.stdout
         with psycopg.connect(cfg.postgres_url, autocommit=True) as conn:
             conn.execute("CREATE TABLE kept (v int)")
             conn.execute("INSERT INTO kept VALUES (42)")
@@ -41,7 +43,7 @@ def test_up_status_down_up_keeps_data_and_leaves_no_process(data_dir):
         assert again.returncode == 0 and again.stdout.count(" running ") == 9, again.stdout
 
         pids = [int(p.read_text()) for p in cfg.run_dir.glob("*.pid")]
-        assert len(pids) == 9  # postgres, kafka, flink-cep, alert-loader, spark, mlflow, dagster x2, dashboard
+        assert len(pids) == 10  # postgres, kafka, flink-cep, alert-loader, spark, mlflow, dagster x2, dashboard, watchdog
         sockets = listening([member for pid in pids for member in group_members(pid)])
         assert sockets and all(address == cfg.host for _, address, _ in sockets), sockets
         down = lakehouse(env, "down")

@@ -32,3 +32,12 @@ def test_cursor_round_trips():
     cursor = RefreshCursor(after_storage_id=42, pending=["2026-11-26"], requested_at={"2026-11-25": 1.5})
     assert RefreshCursor.parse(cursor.dump()) == cursor
     assert RefreshCursor.parse(None) == RefreshCursor()
+
+
+def test_landing_gaps_are_failed_windows_not_landed_since_and_not_running():
+    from sensors.landing_gaps import gaps
+
+    failed = {"2026-11-26-10:03": "r3", "2026-11-26-10:01": "r1", "2026-11-26-10:02": "r2", "2026-11-26-10:04": "r4"}
+    todo = gaps(failed, landed={"2026-11-26-10:02"}, in_flight={"2026-11-26-10:03"}, limit=5)
+    assert todo == [("2026-11-26-10:01", "r1"), ("2026-11-26-10:04", "r4")]
+    assert gaps(failed, set(), set(), limit=1) == [("2026-11-26-10:01", "r1")]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from settings import ConfigError, Settings, redact, with_database
-from stack.procs import ProcessSpec, StartError, Supervisor, free_port, group_members, port_open
+from stack.procs import ProcessSpec, StartError, Supervisor, free_port, group_members, port_open, wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -99,3 +99,59 @@ def test_a_process_that_dies_at_start_reports_its_log(tmp_path):
     with pytest.raises(StartError, match="(?s)exited with code 3.*cannot bind: boom"):
         sup.start(spec)
     assert sup.pid("broken") is None
+
+
+class _Echo:
+    """A stand-in service for the watchdog: a real process (an HTTP server that forks a child)."""
+
+    def __init__(self, tmp_path: Path, port: int):
+        self.name = "echo"
+        self.managed = True
+        self._spec = _server_spec(tmp_path, port)
+
+    def spec(self) -> ProcessSpec:
+        return self._spec
+
+    def prepare(self) -> None:
+        pass
+
+
+def test_watchdog_restarts_a_crashed_service_then_gives_up_loudly(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from stack import watchdog
+
+    settings = Settings(data_dir=tmp_path)
+    service = _Echo(tmp_path, free_port())
+    dog = watchdog.Watchdog(settings, services=[service])
+    sup = dog.supervisor
+    sup.start(service.spec())
+    monkeypatch.setattr(watchdog, "MAX_RESTARTS", 2)
+    try:
+        dog.tick(now=1000.0)
+        assert dog.records["echo"].restarts == 0  # healthy: nothing to do
+        for restart in (1, 2):
+            os.kill(sup.pid("echo"), signal.SIGKILL)  # the leader only: its child still holds nothing
+            assert wait_until(lambda: watchdog.crashed(sup, service), 5)
+            dog.tick(now=1000.0 + restart)
+            assert dog.records["echo"].restarts == restart and sup.pid("echo") is not None
+        assert watchdog.read_records(settings)["echo"].restarts == 2
+        os.kill(sup.pid("echo"), signal.SIGKILL)
+        assert wait_until(lambda: watchdog.crashed(sup, service), 5)
+        dog.tick(now=1003.0)  # a third crash within the window: it gives up and leaves it stopped
+        record = watchdog.read_records(settings)["echo"]
+        assert record.gave_up and sup.pid("echo") is None and not sup.pid_file("echo").exists()
+    finally:
+        sup.stop(service.spec())
+
+
+def test_a_service_stopped_by_down_is_not_a_crash(tmp_path):
+    from stack import watchdog
+
+    service = _Echo(tmp_path, free_port())
+    dog = watchdog.Watchdog(Settings(data_dir=tmp_path), services=[service])
+    dog.supervisor.start(service.spec())
+    dog.supervisor.stop(service.spec())
+    dog.tick(now=0.0)
+    assert not watchdog.crashed(dog.supervisor, service) and dog.records["echo"].restarts == 0
