@@ -8,6 +8,13 @@ BRONZE_QUARANTINE = dg.AssetKey("bronze_quarantine")
 SILVER_USER_EVENTS = dg.AssetKey("silver_user_events")
 USER_FEATURES = dg.AssetKey("user_features")
 
+SEGMENTATION_MODEL = dg.AssetKey("segmentation_model")
+SEGMENTATION_CHAMPION = dg.AssetKey("segmentation_champion")
+ANOMALY_MODEL = dg.AssetKey("anomaly_model")
+ANOMALY_CHAMPION = dg.AssetKey("anomaly_champion")
+USER_SEGMENTS = dg.AssetKey("user_segments")
+BEHAVIOR_ANOMALY_SCORES = dg.AssetKey("behavior_anomaly_scores")
+
 # Delta table names under the warehouse root
 BRONZE_USER_EVENTS_TABLE = "bronze/user_events"
 BRONZE_QUARANTINE_TABLE = "bronze/quarantine"
@@ -26,3 +33,4 @@ TAG_KAFKA_OFFSETS = "lakehouse/kafka_offsets"  # {"<partition>": [start, end), .
 BRONZE_LANDING_JOB = "bronze_landing_job"
 SILVER_REFRESH_JOB = "silver_refresh_job"
 DAILY_JOB = "daily_refresh_job"
+ML_TRAINING_JOB = "ml_training_job"

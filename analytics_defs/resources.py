@@ -13,6 +13,7 @@ from resources.kafka import KafkaResource
 from resources.mlflow import MLflowResource
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
+from resources.truth import GroundTruthResource
 from resources.warehouse import WarehouseResource
 from settings import Settings
 
@@ -31,4 +32,5 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri),
         "warehouse": WarehouseResource(root=settings.warehouse),
+        "truth": GroundTruthResource(directory=str(settings.data_dir / "simulator")),
     }

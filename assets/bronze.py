@@ -15,7 +15,9 @@ from analytics_defs.constants import (
     TAG_KAFKA_OFFSETS,
 )
 from analytics_defs.partitions import WINDOW_CLOSE_GRACE_MS, WINDOW_MS, minute_windows
+from assets.delta import read_table, window_range_predicate
 from assets.landing import LandingResult, ParseLimits, land_windows
+from assets.quality import bronze_suite, validate
 from assets.reconciliation import balance_windows
 from contract.topics import USER_EVENTS
 from contract.user_events import DEFAULT_MAX_FUTURE_SKEW_MS, DEFAULT_MAX_PAYLOAD_BYTES
@@ -25,6 +27,7 @@ from resources.spark import SparkResource
 from resources.warehouse import WarehouseResource
 
 RECONCILES_WITH_KAFKA = "reconciles_with_kafka"
+EXPECTATIONS = "great_expectations"
 MAX_WINDOWS_PER_RUN = 30
 
 
@@ -64,7 +67,14 @@ class BronzeLandingConfig(dg.Config):
             blocking=True,
             description="Read back from both Delta tables after the write: bronze + quarantine hold exactly the "
             "offsets of the window's Kafka range, each once.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            EXPECTATIONS,
+            asset=BRONZE_USER_EVENTS,
+            blocking=True,
+            description="Great Expectations on the landed windows as committed: required fields present, known "
+            "event types, coordinates in range, as many rows as were landed.",
+        ),
     ],
     partitions_def=minute_windows,
     # a backfill lands up to half an hour of windows per run, in one Spark read of their offset range
@@ -90,8 +100,9 @@ def bronze_landing(
     )
     bronze_path = warehouse.table_path(BRONZE_USER_EVENTS_TABLE)
     quarantine_path = warehouse.table_path(BRONZE_QUARANTINE_TABLE)
+    session = spark.get_session()
     result = land_windows(
-        spark.get_session(),
+        session,
         kafka.bootstrap_servers,
         USER_EVENTS,
         start,
@@ -102,6 +113,8 @@ def bronze_landing(
         ParseLimits(config.max_payload_bytes, config.max_future_skew_ms),
     )
     balance = balance_windows(bronze_path, quarantine_path, start, end, ranges)
+    landed = read_table(session, bronze_path, window_range_predicate(start, end))
+    gate = validate(landed, "bronze_user_events", bronze_suite(result.rows_landed))
     _record_performance(postgres, context.run.run_id, result)
     context.log.info(
         f"windows {context.partition_key_range.start}..{context.partition_key_range.end}: {result.rows_landed} "
@@ -127,6 +140,9 @@ def bronze_landing(
     )
     yield dg.AssetCheckResult(
         check_name=RECONCILES_WITH_KAFKA, asset_key=BRONZE_USER_EVENTS, passed=balance.passed, metadata=balance.metadata
+    )
+    yield dg.AssetCheckResult(
+        check_name=EXPECTATIONS, asset_key=BRONZE_USER_EVENTS, passed=gate.passed, metadata=gate.metadata
     )
 
 

@@ -53,3 +53,18 @@ def table_exists(spark: SparkSession, path: str) -> bool:
     from delta.tables import DeltaTable
 
     return DeltaTable.isDeltaTable(spark, path)
+
+
+def read_day(path: str, column: str, day: date, columns: Sequence[str] | None = None):
+    """One day of a Delta table as pandas, read with delta-rs (no Spark needed for a day of features);
+    an empty frame when the table does not exist yet."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        table = DeltaTable(path)
+    except TableNotFoundError:
+        import pandas as pd
+
+        return pd.DataFrame(columns=list(columns or []))
+    return table.to_pandas(columns=list(columns) if columns else None, filters=[(column, "=", day)])

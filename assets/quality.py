@@ -122,7 +122,19 @@ def _context():
 
 
 def validate(df: DataFrame, name: str, expectations: Sequence[Expect]) -> GateResult:
-    """Run `expectations` on the whole of `df`; the failed ones with their unexpected counts."""
+    """Run `expectations` on the whole of `df`; the failed ones with their unexpected counts.
+
+    GX computes its metrics in several Spark queries; they run on a cached projection of only the
+    columns the expectations name, so the table is read once."""
+    columns = sorted({e.kwargs["column"] for e in expectations if "column" in e.kwargs})
+    data = (df.select(*columns) if columns else df).persist()
+    try:
+        return _validate(data, name, expectations)
+    finally:
+        data.unpersist()
+
+
+def _validate(df: DataFrame, name: str, expectations: Sequence[Expect]) -> GateResult:
     with _LOCK:
         gx, _, source = _context()
         asset_name = f"{name}-{uuid.uuid4().hex[:8]}"

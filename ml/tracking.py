@@ -172,16 +172,22 @@ def set_champion(tracking_uri: str, model_name: str, version: str, alias: str = 
     client(tracking_uri).set_registered_model_alias(model_name, alias, str(version))
 
 
-def apply_promotion(tracking_uri: str, decision: PromotionDecision, version: str | None = None,
-                    alias: str = CHAMPION_ALIAS) -> bool:
-    """Record the decision on the candidate version (tags `promotion.*`: metric, both figures, reason)
-    and move the alias to it when the decision says so. Returns whether the alias moved."""
+def record_decision(tracking_uri: str, decision: PromotionDecision, version: str | None = None) -> None:
+    """Record the decision on the candidate version (tags `promotion.*`: metric, both figures, reason)."""
     version = version or decision.candidate_version
     if version is None:
         raise ValueError("the candidate version is unknown: log the model first or pass `version`")
     c = client(tracking_uri)
     for key, value in decision.as_metadata().items():
         c.set_model_version_tag(decision.model_name, str(version), TAG_PROMOTION_PREFIX + key, str(value))
+
+
+def apply_promotion(tracking_uri: str, decision: PromotionDecision, version: str | None = None,
+                    alias: str = CHAMPION_ALIAS) -> bool:
+    """Record the decision on the candidate version and move the alias to it when the decision says so.
+    Returns whether the alias moved."""
+    version = version or decision.candidate_version
+    record_decision(tracking_uri, decision, version)
     if decision.promote:
         set_champion(tracking_uri, decision.model_name, str(version), alias)
     return decision.promote

@@ -25,8 +25,7 @@ from analytics_defs.constants import (
     SILVER_USER_EVENTS_TABLE,
     USER_FEATURES_TABLE,
 )
-from analytics_defs.daily import sql_models
-from analytics_defs.partitions import WINDOW_MS, window_key
+from analytics_defs.partitions import WINDOW_MS
 from assets.bronze import bronze_landing
 from assets.features import user_features
 from assets.reconciliation import reconcile
@@ -34,92 +33,17 @@ from assets.silver import silver_user_events
 from contract.topics import USER_EVENTS
 from contract.user_events import UserEvent
 from ml.features import FEATURES
-from resources.kafka import KafkaResource
-from resources.postgres import PostgresResource
-from resources.spark import SparkResource
-from resources.warehouse import WarehouseResource
-from sensors.kafka_windows import user_events_window_sensor
-from sensors.silver_refresh import RefreshCursor, silver_refresh_sensor
-from simulator import Simulator, SimulatorConfig, make_producer
+from simulator import Simulator, SimulatorConfig
+from tests.lakehouse_flow import Lakehouse, produce, wait_until_closed
 
 pytestmark = pytest.mark.integration
 
 DAYS = 7
-DAILY_ASSETS = [silver_user_events, user_features, *sql_models]
-
-
-def _produce(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = make_producer(bootstrap)
-    for key, value in messages:
-        producer.produce(USER_EVENTS, value=value, key=key)
-        producer.poll(0)
-    assert producer.flush(60) == 0
-
-
-def _wait_closed() -> None:
-    closes = (int(time.time() * 1000) // WINDOW_MS + 1) * WINDOW_MS + 2500
-    time.sleep(max(0.0, closes / 1000 - time.time()))
-
-
-class Lakehouse:
-    """The module's resources, Dagster instance and helpers to land windows and refresh days."""
-
-    def __init__(self, kafka_bootstrap: str, spark_remote: str, postgres_url: str, root):
-        self.kafka = KafkaResource(bootstrap_servers=kafka_bootstrap)
-        self.warehouse = WarehouseResource(root=str(root / "warehouse-daily"))
-        self.resources = {
-            "kafka": self.kafka,
-            "spark": SparkResource(remote=spark_remote),
-            "warehouse": self.warehouse,
-            "postgres": PostgresResource(url=postgres_url),
-        }
-        self.instance = dg.DagsterInstance.ephemeral()
-        self.cursor: str | None = None
-        self.refresh_cursor: str | None = None
-
-    def path(self, table: str) -> str:
-        return self.warehouse.table_path(table)
-
-    def land_new_windows(self, since_ms: int) -> list[str]:
-        """Tick the window sensor and land every window it requests (as the daemon would)."""
-        cursor = self.cursor or window_key(since_ms // WINDOW_MS * WINDOW_MS - WINDOW_MS)
-        keys = []
-        while True:
-            with dg.build_sensor_context(cursor=cursor, resources={"kafka": self.kafka}) as context:
-                result = user_events_window_sensor(context)
-            cursor = result.cursor or cursor
-            if not result.run_requests:
-                break
-            for request in result.run_requests:
-                run = dg.materialize([bronze_landing], partition_key=request.partition_key, tags=request.tags,
-                                     resources=self.resources, instance=self.instance)
-                assert run.success
-                keys.append(request.partition_key)
-        self.cursor = cursor
-        return keys
-
-    def refresh_requests(self) -> list[str]:
-        """The silver days the refresh sensor asks for, over as many ticks as it takes (its refresh
-        interval set aside: the test does not wait minutes between refreshes of a day)."""
-        days = []
-        while True:
-            cursor = RefreshCursor.parse(self.refresh_cursor)
-            cursor.requested_at = {}
-            with dg.build_sensor_context(cursor=cursor.dump(), instance=self.instance) as context:
-                result = silver_refresh_sensor(context)
-            self.refresh_cursor = result.cursor
-            if not result.run_requests:
-                return sorted(days)
-            days += [r.partition_key for r in result.run_requests]
-
-    def build_day(self, day: str, assets=None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-        return dg.materialize(assets or DAILY_ASSETS, partition_key=day, resources=self.resources,
-                              instance=self.instance, raise_on_error=raise_on_error)
 
 
 @pytest.fixture(scope="module")
 def lakehouse(kafka_bootstrap, spark_remote, postgres_url, stack_root):
-    return Lakehouse(kafka_bootstrap, spark_remote, postgres_url, stack_root)
+    return Lakehouse(kafka_bootstrap, spark_remote, postgres_url, stack_root / "warehouse-daily")
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +55,8 @@ def week(lakehouse, kafka_bootstrap):
                                     start_ms=start_ms, duration_s=(now_ms - 120_000 - start_ms) / 1000,
                                     scenario_rate=0.02))
     messages = [(m.key, m.value) for m in sim.events()]
-    _produce(kafka_bootstrap, messages)
-    _wait_closed()
+    produce(kafka_bootstrap, messages)
+    wait_until_closed()
     first = lakehouse.land_new_windows(now_ms)
     valid = [json.loads(v) for _, v in messages if _valid(v)]
     day2 = (datetime.fromtimestamp(start_ms / 1000, UTC) + timedelta(days=1)).date()
@@ -144,8 +68,8 @@ def week(lakehouse, kafka_bootstrap):
             for i in range(25)]
     day3 = (day2 + timedelta(days=1)).isoformat()
     copies = [(k, v) for k, v in messages if _valid(v) and _day(json.loads(v)) == day3][:40]
-    _produce(kafka_bootstrap, [(e.key(), e.to_json()) for e in late] + copies)
-    _wait_closed()
+    produce(kafka_bootstrap, [(e.key(), e.to_json()) for e in late] + copies)
+    wait_until_closed()
     second = lakehouse.land_new_windows(now_ms)
     return {"start_ms": start_ms, "valid": valid, "late": late, "copies": copies, "day2": day2.isoformat(),
             "first_windows": first, "second_windows": second}
@@ -299,8 +223,8 @@ def test_an_event_of_the_next_day_changes_nothing_in_a_days_features(lakehouse, 
     when = int(datetime.fromisoformat(next_day).replace(tzinfo=UTC).timestamp() * 1000) + 3_600_000
     late = UserEvent(event_id=str(uuid.uuid4()), event_type="PURCHASE", user_id=user, occurred_at=when,
                      session_id="s-next", properties={"amount": "999.00", "currency": "EUR"})
-    _produce(kafka_bootstrap, [(late.key(), late.to_json())])
-    _wait_closed()
+    produce(kafka_bootstrap, [(late.key(), late.to_json())])
+    wait_until_closed()
     lakehouse.land_new_windows(week["start_ms"])
     assert next_day in lakehouse.refresh_requests()
     lakehouse.build_day(next_day, [silver_user_events])

@@ -1,0 +1,58 @@
+"""The ML and serving area: training and promotion of the two models, and the daily scoring that
+publishes segments, anomaly scores, ML alerts and segment-change insights.
+
+- Retraining: daily at 02:00 UTC (after the nightly close of yesterday's features), on yesterday's
+  features; on demand from the UI (materialize the training assets, optionally with another
+  feature_date in the run config).
+- Scoring: today's and yesterday's scores refresh themselves when their features or a champion change
+  (automation), never while a run of them is in progress; older days by backfill.
+"""
+
+import dagster as dg
+
+from analytics_defs.constants import (
+    ANOMALY_CHAMPION,
+    ANOMALY_MODEL,
+    BEHAVIOR_ANOMALY_SCORES,
+    ML_TRAINING_JOB,
+    SEGMENTATION_CHAMPION,
+    SEGMENTATION_MODEL,
+    USER_SEGMENTS,
+)
+from assets.models import anomaly_champion, anomaly_model, segmentation_champion, segmentation_model
+from assets.scoring import behavior_anomaly_scores, user_segments
+
+TRAINING_CRON = "0 2 * * *"
+
+ml_training_job = dg.define_asset_job(
+    name=ML_TRAINING_JOB,
+    selection=dg.AssetSelection.assets(SEGMENTATION_MODEL, SEGMENTATION_CHAMPION, ANOMALY_MODEL, ANOMALY_CHAMPION),
+    description="Train both models on a day of user features, log and register them in MLflow, and promote "
+    "each one whose no_worse_than_champion check passes.",
+    tags={"lakehouse/pipeline": "ml"},
+)
+
+daily_retraining = dg.ScheduleDefinition(
+    name="daily_retraining",
+    job=ml_training_job,
+    cron_schedule=TRAINING_CRON,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Retrain both models at 02:00 UTC on yesterday's features.",
+)
+
+scoring_automation = dg.AutomationConditionSensorDefinition(
+    "scoring_automation",
+    target=dg.AssetSelection.assets(USER_SEGMENTS, BEHAVIOR_ANOMALY_SCORES),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Scores the latest days again when their features or a champion change.",
+)
+
+defs = dg.Definitions(
+    assets=[segmentation_model, segmentation_champion, anomaly_model, anomaly_champion, user_segments,
+            behavior_anomaly_scores],
+    jobs=[ml_training_job],
+    schedules=[daily_retraining],
+    sensors=[scoring_automation],
+)

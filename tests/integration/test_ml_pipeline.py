@@ -1,0 +1,170 @@
+"""The models through Dagster on real services: features from a simulated run landed through Kafka,
+Spark and Delta; both models trained, logged and registered in a real MLflow (PostgreSQL store) and
+promoted past their blocking check; a deliberately worse candidate kept away from @champion; the day
+scored into PostgreSQL, ML alerts on the topic and stored by the real alert loader, insights on their
+topic; a re-run that changes nothing; and a training on too few users that fails saying why."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from analytics_defs.constants import USER_FEATURES_TABLE
+from assets.delta import read_day
+from assets.models import anomaly_champion, anomaly_model, segmentation_champion, segmentation_model
+from assets.scoring import behavior_anomaly_scores, user_segments
+from contract.topics import ANALYTICS_INSIGHTS, SECURITY_ALERTS
+from ml import tracking
+from resources.mlflow import MLflowResource
+from resources.truth import GroundTruthResource
+from simulator import SimulatorConfig, make_producer, run
+from stack.services import AlertLoader
+from tests.lakehouse_flow import Lakehouse, wait_until_closed
+
+pytestmark = pytest.mark.integration
+
+TRAINING = [segmentation_model, segmentation_champion, anomaly_model, anomaly_champion]
+SERVING = [user_segments, behavior_anomaly_scores]
+
+
+@pytest.fixture(scope="module")
+def ml(kafka_bootstrap, spark_remote, postgres_url, mlflow_uri, stack_root, stack_cfg, services):
+    """Three simulated days of 700 users (drifting users among them) landed, refined and featurized."""
+    services.start(AlertLoader(stack_cfg))  # stores the ML alerts from the topic, like the CEP ones
+    truth_dir = stack_root / "ml-truth"
+    now_ms = int(time.time() * 1000)
+    start_ms = now_ms - 3 * 86_400_000
+    run(SimulatorConfig(seed=21, clock="simulated", users=700, rate=1.2, start_ms=start_ms,
+                        duration_s=(now_ms - 60_000 - start_ms) / 1000, scenario_rate=0.05, drift_users=15,
+                        out_dir=truth_dir / "run-1"),
+        make_producer(kafka_bootstrap))
+    wait_until_closed()
+    lakehouse = Lakehouse(kafka_bootstrap, spark_remote, postgres_url, stack_root / "warehouse-ml",
+                          mlflow=MLflowResource(tracking_uri=mlflow_uri),
+                          truth=GroundTruthResource(directory=str(truth_dir)))
+    lakehouse.land_new_windows(start_ms)
+    days = lakehouse.refresh_requests()
+    for day in days:
+        lakehouse.build_day(day)
+    day = datetime.fromtimestamp((now_ms - 86_400_000) / 1000, UTC).date().isoformat()  # yesterday: whole
+    return {"lakehouse": lakehouse, "day": day, "uri": mlflow_uri}
+
+
+def _train(ml, **config) -> object:
+    run_config = {"ops": {name: {"config": {"feature_date": ml["day"], **config}}
+                          for name in ("segmentation_model", "anomaly_model")}}
+    return ml["lakehouse"].materialize(TRAINING, run_config=run_config, raise_on_error=False)
+
+
+@pytest.fixture(scope="module")
+def trained(ml):
+    result = _train(ml)
+    assert result.success, [e.message for e in result.all_events if e.is_failure][:3]
+    return result
+
+
+def test_both_models_are_registered_promoted_and_loadable_as_champion(ml, trained):
+    uri = ml["uri"]
+    for name, asset in (("user_segments_kmeans", "segmentation_model"), ("user_anomaly_iforest", "anomaly_model")):
+        meta = trained.asset_materializations_for_node(asset)[0].metadata
+        assert meta["model_name"].value == name and meta["feature_date"].value == ml["day"]
+        assert tracking.champion_version(uri, name) == str(meta["model_version"].value)
+        run = tracking.client(uri).get_run(meta["mlflow_run_id"].value)
+        assert run.data.tags["dagster.run_id"] == trained.run_id
+        assert run.data.tags["dagster.partition_key"] == ml["day"]
+    checks = trained.get_asset_check_evaluations()
+    assert len(checks) == 2 and all(c.passed for c in checks)
+    model = tracking.load_segmentation(uri)
+    assert model is not None and len(set(model.names.values())) == len(model.names)
+    assert tracking.load_anomaly(uri) is not None
+
+
+def test_a_worse_candidate_does_not_take_the_champion_alias(ml, trained):
+    uri = ml["uri"]
+    before = tracking.champion_version(uri, "user_anomaly_iforest")
+    worse = ml["lakehouse"].materialize([anomaly_model, anomaly_champion], raise_on_error=False, run_config={
+        "ops": {"anomaly_model": {"config": {"feature_date": ml["day"], "trees": 1, "max_samples": 4}}}})
+    check = next(c for c in worse.get_asset_check_evaluations() if c.check_name == "no_worse_than_champion")
+    assert not check.passed and not worse.success
+    meta = check.metadata
+    assert meta["candidate_value"].value < meta["champion_value"].value  # both figures are shown
+    assert worse.asset_materializations_for_node("anomaly_champion") == []
+    assert tracking.champion_version(uri, "user_anomaly_iforest") == before
+
+
+def _topic(bootstrap: str, topic: str) -> list[dict]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"it-{topic}-{time.time_ns()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    found, idle = [], 0
+    while idle < 10:
+        batch = consumer.consume(500, 1.0)
+        idle = 0 if batch else idle + 1
+        found += [json.loads(m.value()) for m in batch if m.error() is None]
+    consumer.close()
+    return found
+
+
+@pytest.fixture(scope="module")
+def scored(ml, trained):
+    first = ml["lakehouse"].materialize(SERVING, partition_key=ml["day"])
+    return first
+
+
+def test_scores_segments_alerts_and_insights_are_published(ml, scored, postgres_url, kafka_bootstrap):
+    day = ml["day"]
+    features = read_day(ml["lakehouse"].path(USER_FEATURES_TABLE), "feature_date", __import__("datetime").date.fromisoformat(day))
+    with psycopg.connect(postgres_url) as conn:
+        segments = conn.execute("SELECT count(*), count(DISTINCT segment_name) FROM user_segments "
+                                "WHERE scored_date = %s", (day,)).fetchone()
+        scores = conn.execute("SELECT count(*), count(*) FILTER (WHERE is_anomaly) FROM user_anomaly_scores "
+                              "WHERE scored_date = %s", (day,)).fetchone()
+    assert 0 < segments[0] <= len(features) and segments[1] >= 2
+    assert scores[0] == segments[0] and scores[1] >= 1
+    meta = scored.asset_materializations_for_node("behavior_anomaly_scores")[0].metadata
+    assert meta["alerts_sent"].value == scores[1]
+    on_topic = [a for a in _topic(kafka_bootstrap, SECURITY_ALERTS) if a.get("source") == "ml_anomaly"]
+    assert len({a["alert_id"] for a in on_topic}) == scores[1]
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with psycopg.connect(postgres_url) as conn:
+            stored = conn.execute("SELECT count(*) FROM security_alerts WHERE source = 'ml_anomaly' "
+                                  "AND rule = 'behavior_anomaly'").fetchone()[0]
+        if stored >= scores[1]:
+            break
+        time.sleep(1)
+    assert stored == scores[1]  # the loader stored every ML alert, once
+    insights = _topic(kafka_bootstrap, ANALYTICS_INSIGHTS)
+    assert any(i.get("type") == "segment_summary" for i in insights), insights[:3]
+
+
+def test_scoring_the_day_again_changes_nothing(ml, scored, postgres_url):
+    def snapshot():
+        with psycopg.connect(postgres_url) as conn:
+            return (
+                conn.execute("SELECT user_id, segment_id, segment_name, model_version FROM user_segments "
+                             "WHERE scored_date = %s ORDER BY user_id", (ml["day"],)).fetchall(),
+                conn.execute("SELECT user_id, score, is_anomaly FROM user_anomaly_scores WHERE scored_date = %s "
+                             "ORDER BY user_id", (ml["day"],)).fetchall(),
+                conn.execute("SELECT alert_id FROM security_alerts WHERE source = 'ml_anomaly' ORDER BY 1").fetchall(),
+            )
+
+    before = snapshot()
+    ml["lakehouse"].materialize(SERVING, partition_key=ml["day"])
+    time.sleep(3)  # anything re-sent to the topic has reached the loader
+    assert snapshot() == before
+
+
+def test_training_on_too_few_users_fails_saying_why(ml):
+    result = ml["lakehouse"].materialize([segmentation_model], raise_on_error=False, run_config={
+        "ops": {"segmentation_model": {"config": {"feature_date": ml["day"], "min_users": 100_000}}}})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = str(failure.step_failure_data.error)
+    assert "eligible" in message and "100000" in message.replace(",", ""), message
