@@ -33,6 +33,7 @@ from resources.postgres import copy_upsert
 pytestmark = pytest.mark.integration
 
 DAY1, DAY2 = date(2031, 1, 1), date(2031, 1, 2)  # days no other test writes
+MODEL_NAME = "it_publish_kmeans"  # the previous-segment lookup must not see the rows of other tests' models
 
 
 def _snapshot(conn, table: str, day: date) -> list[tuple]:
@@ -46,9 +47,9 @@ def test_scored_rows_are_upserted_idempotently_and_insights_read_the_previous_da
     segmenter.version, detector.version = "1", "1"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         for day, run in ((DAY1, day1), (DAY2, day2)):
-            segments = score_segments(segmenter, run.features, day)
+            segments = score_segments(segmenter, run.features, day, model_name=MODEL_NAME)
             previous = pd.DataFrame(conn.execute(PREVIOUS_SEGMENTS_SQL, {"scored_date": day,
-                                                                         "model_name": "user_segments_kmeans"}).fetchall(),
+                                                                         "model_name": MODEL_NAME}).fetchall(),
                                     columns=list(USER_SEGMENT_COLUMNS))
             insights = segment_change_insights(previous, segments, produced_at_ms=1)
             written = copy_upsert(conn, USER_SEGMENTS_TABLE, USER_SEGMENT_COLUMNS,
@@ -80,7 +81,7 @@ def test_scored_rows_are_upserted_idempotently_and_insights_read_the_previous_da
         copy_upsert(conn, ANOMALY_SCORES_TABLE, ANOMALY_SCORE_COLUMNS,
                     table_rows(score_anomalies(detector, day2.features, DAY2), ANOMALY_SCORE_COLUMNS), ANOMALY_SCORE_KEY)
         copy_upsert(conn, USER_SEGMENTS_TABLE, USER_SEGMENT_COLUMNS,
-                    table_rows(score_segments(segmenter, day2.features, DAY2), USER_SEGMENT_COLUMNS), USER_SEGMENT_KEY)
+                    table_rows(score_segments(segmenter, day2.features, DAY2, model_name=MODEL_NAME), USER_SEGMENT_COLUMNS), USER_SEGMENT_KEY)
         after = _snapshot(conn, ANOMALY_SCORES_TABLE, DAY2), _snapshot(conn, USER_SEGMENTS_TABLE, DAY2)
         for rows_before, rows_after in zip(before, after, strict=True):  # all but updated_at, the table's own
             assert [r[:-1] for r in rows_after] == [r[:-1] for r in rows_before] and rows_before
