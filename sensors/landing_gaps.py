@@ -10,7 +10,7 @@ The run key names the failed run, so each failure is answered once.
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -36,7 +36,7 @@ def gaps(failed: dict[str, str], landed: set[str], in_flight: set[str], limit: i
 )
 def landing_gaps_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     instance = context.instance
-    since = time.time() - LOOKBACK_HOURS * 3600
+    since = datetime.now(UTC) - timedelta(hours=LOOKBACK_HOURS)
     failed_runs = instance.get_runs(filters=dg.RunsFilter(
         job_name=BRONZE_LANDING_JOB, statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
         created_after=since))

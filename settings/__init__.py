@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     # the lakehouse itself
     partitions_start: str | None = _env("LAKEHOUSE_PARTITIONS_START", None)
     # event dates before the first window that silver (by event date) still accepts: replayed and late data
-    event_lookback_days: int = _env("LAKEHOUSE_EVENT_LOOKBACK_DAYS", 7, ge=0)
+    event_lookback_days: int = _env("LAKEHOUSE_EVENT_LOOKBACK_DAYS", 1, ge=0)
     # today's silver, features and SQL models are refreshed at most this often (seconds)
     silver_refresh_interval_s: int = _env("SILVER_REFRESH_INTERVAL_S", 300, ge=10)
     warehouse_root: str | None = _env("LAKEHOUSE_WAREHOUSE", None)

@@ -10,17 +10,26 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from settings import Settings
-from stack.procs import Supervisor, free_port
+from stack.procs import ProcessSpec, Supervisor, free_port
 from stack.services import Dashboard, Kafka, MLflow, Postgres, Service, SparkConnect
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The code location's partitions start where the deployment's data starts (settings.first_window),
+    # which for the checkout is whatever `make up` last did in ./.lakehouse. Tests land data of the last
+    # week and must not depend on that: they set the start themselves, before anything reads settings.
+    start = (datetime.now(UTC) - timedelta(days=8)).strftime("%Y-%m-%d-00:00")
+    os.environ.setdefault("LAKEHOUSE_PARTITIONS_START", start)
+    os.environ.setdefault("LAKEHOUSE_EVENT_LOOKBACK_DAYS", "0")
+
     # A SIGTERM (CI timeout or cancel) unwinds like Ctrl-C: pytest then runs the fixture teardowns
     # that stop the services this session started.
     def interrupt(signum, frame):
@@ -134,28 +143,92 @@ def spark(spark_remote: str):
 DASHBOARD_TOKEN = "integration-test-token"
 
 
+def _dashboard_world(stack_cfg: Settings, name: str, running: tuple[str, ...], **changes) -> Settings:
+    """Settings of a world the dashboard tests own, so what they assert does not depend on what other modules
+    start or write: a data dir `name` (run dir, logs, warehouse) nobody else uses; a migrated database `name`
+    on the session's PostgreSQL that only these fixtures fill, read with the read-only role granted as
+    `lakehouse up` grants it on the analytics database; free ports for every service this world does not run
+    (Spark, MLflow, Dagster, Flink), so they show as stopped even while the session runs them elsewhere; and
+    pid files only for the session services in `running`."""
+    import psycopg
+    from psycopg import sql
+
+    from stack.migrate import migrate
+
+    world = stack_cfg.but(data_dir=stack_cfg.data_dir / name, analytics_db=name, dashboard_port=free_port(),
+                          spark_connect_port=free_port(), spark_ui_port=free_port(), mlflow_port=free_port(),
+                          dagster_port=free_port(), flink_rest_port=free_port(), **changes)
+    world.run_dir.mkdir(parents=True)
+    # The same cluster, so the same logins: the superuser's and the read-only role's password files.
+    world.postgres_password_file.parent.symlink_to(stack_cfg.postgres_password_file.parent)
+    own, shared = (Supervisor(c.run_dir, c.log_dir, c.host) for c in (world, stack_cfg))
+    for service in running:
+        own.pid_file(service).symlink_to(shared.pid_file(service))
+    with psycopg.connect(stack_cfg.postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(world.analytics_db)))
+    migrate(world.postgres_url)
+    Postgres(world).ensure_read_only_role()
+    return world
+
+
+# Endpoints the dashboard's spec passes only when its settings name them. A process inherits them from this
+# one, where other modules may have left them (mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI).
+_INHERITABLE_ENDPOINTS = ("KAFKA_BOOTSTRAP_SERVERS", "POSTGRES_URL", "DASHBOARD_POSTGRES_URL", "MLFLOW_TRACKING_URI",
+                          "SPARK_REMOTE", "SPARK_MASTER", "LAKEHOUSE_WAREHOUSE", "DASHBOARD_TOKEN")
+
+
+class _WorldDashboard(Dashboard):
+    """The dashboard's process as `lakehouse up` starts it, seeing only its world's settings: an inherited
+    endpoint its settings do not name is passed empty, which the settings read as unset."""
+
+    def spec(self) -> ProcessSpec:
+        spec = super().spec()
+        spec.env = {**dict.fromkeys(_INHERITABLE_ENDPOINTS, ""), **spec.env}
+        return spec
+
+
+@contextmanager
+def _dashboard_process(cfg: Settings) -> Iterator[str]:
+    """A real dashboard process (`python -m dashboard`) in `cfg`'s world: its pid file lands in that world's
+    run dir."""
+    running = _Running(Supervisor(cfg.run_dir, cfg.log_dir, cfg.host))
+    running.start(_WorldDashboard(cfg))
+    try:
+        yield f"http://{cfg.host}:{cfg.dashboard_port}"
+    finally:
+        running.stop_all()
+
+
 @pytest.fixture(scope="session")
 def dashboard_cfg(stack_cfg: Settings, postgres_url: str, kafka_bootstrap: str) -> Settings:
-    """The test stack's settings with a test-traffic token (PostgreSQL and Kafka running)."""
-    return stack_cfg.but(dashboard_token=SecretStr(DASHBOARD_TOKEN))
+    """The dashboard's own world (`_dashboard_world`) with a test-traffic token: the session's PostgreSQL and
+    Kafka run in it, nothing else does."""
+    return _dashboard_world(stack_cfg, "dashboard_analytics", running=("postgres", "kafka"),
+                            dashboard_token=SecretStr(DASHBOARD_TOKEN))
 
 
 @pytest.fixture(scope="session")
-def dashboard_url(dashboard_cfg: Settings, services: _Running) -> str:
-    """URL of a real dashboard process (`python -m dashboard`, started as `lakehouse up` starts it)."""
-    services.start(Dashboard(dashboard_cfg))
-    return f"http://{dashboard_cfg.host}:{dashboard_cfg.dashboard_port}"
+def dashboard_writer_url(dashboard_cfg: Settings) -> str:
+    """The dashboard world's database with the owner's login, as the platform's writers use it."""
+    return dashboard_cfg.postgres_url
 
 
 @pytest.fixture(scope="session")
-def dashboard_seeded(dashboard_cfg: Settings, postgres_url: str, kafka_bootstrap: str) -> dict:
+def dashboard_url(dashboard_cfg: Settings) -> Iterator[str]:
+    """URL of a real dashboard process in its own world."""
+    with _dashboard_process(dashboard_cfg) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def dashboard_seeded(dashboard_cfg: Settings, dashboard_writer_url: str, kafka_bootstrap: str) -> dict:
     """Alerts, landed windows, segments, events, quarantine rows and a committed loader offset, put in
-    place once per session (tests/dashboard_data.py); returns the alert rows."""
+    place once per session (tests/dashboard_data.py) in the dashboard's world; returns the alert rows."""
     from resources.warehouse import WarehouseResource
     from tests import dashboard_data as data
 
-    rows = data.seed_alerts(postgres_url, 120)
-    data.seed_tables(postgres_url)
+    rows = data.seed_alerts(dashboard_writer_url, 120)
+    data.seed_tables(dashboard_writer_url)
     data.produce_events(kafka_bootstrap, 500)
     data.commit_alert_loader_offset(kafka_bootstrap)
     data.write_quarantine(WarehouseResource(root=dashboard_cfg.warehouse).table_path("bronze/quarantine"))
@@ -164,28 +237,13 @@ def dashboard_seeded(dashboard_cfg: Settings, postgres_url: str, kafka_bootstrap
 
 @pytest.fixture(scope="session")
 def empty_dashboard_url(stack_cfg: Settings, postgres_url: str) -> Iterator[str]:
-    """A second dashboard process on an empty, migrated database, with Kafka pointed at a port nobody listens
-    on and no token configured: the dashboard before anything exists, with a component down."""
-    import psycopg
-
-    from settings import with_database
-    from stack.migrate import migrate
-
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS dashboard_empty")
-        conn.execute("CREATE DATABASE dashboard_empty")
-    empty_url = with_database(postgres_url, "dashboard_empty")
-    migrate(empty_url)
-    cfg = stack_cfg.but(data_dir=stack_cfg.data_dir / "empty-dashboard", dashboard_port=free_port(),
-                        external_kafka=f"127.0.0.1:{free_port()}", dashboard_postgres_url=SecretStr(empty_url),
-                        dashboard_token=None)
-    supervisor = Supervisor(cfg.run_dir, cfg.log_dir, cfg.host)
-    service = Dashboard(cfg)
-    supervisor.start(service.spec())
-    try:
-        yield f"http://{cfg.host}:{cfg.dashboard_port}"
-    finally:
-        supervisor.stop(service.spec())
+    """A second dashboard process in a world of its own where nothing exists yet (an empty, migrated
+    database), with Kafka pointed at a port nobody listens on and no token configured: the dashboard before
+    anything exists, with a component down."""
+    cfg = _dashboard_world(stack_cfg, "dashboard_empty", running=("postgres",),
+                           external_kafka=f"127.0.0.1:{free_port()}", dashboard_token=None)
+    with _dashboard_process(cfg) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

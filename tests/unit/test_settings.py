@@ -58,7 +58,7 @@ def test_wrong_values_name_the_variable():
 
 
 def test_first_window_is_the_configured_start_or_the_deployment_minute(tmp_path):
-    s = Settings(data_dir=tmp_path)
+    s = Settings.from_env({"LAKEHOUSE_DATA_DIR": str(tmp_path)})
     now = datetime(2026, 11, 26, 13, 7, 42, tzinfo=UTC)
     assert s.first_window(now) == datetime(2026, 11, 25, tzinfo=UTC)  # nothing ran here yet: yesterday
     s.ensure_deployment(now)

@@ -41,3 +41,20 @@ def test_landing_gaps_are_failed_windows_not_landed_since_and_not_running():
     todo = gaps(failed, landed={"2026-11-26-10:02"}, in_flight={"2026-11-26-10:03"}, limit=5)
     assert todo == [("2026-11-26-10:01", "r1"), ("2026-11-26-10:04", "r4")]
     assert gaps(failed, set(), set(), limit=1) == [("2026-11-26-10:01", "r1")]
+
+
+def test_landing_gaps_sensor_requests_a_failed_window_once_against_a_real_instance():
+    import dagster as dg
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from analytics_defs.constants import BRONZE_LANDING_JOB
+    from sensors.landing_gaps import landing_gaps_sensor
+
+    with dg.instance_for_test() as instance:
+        for run_id, window, status in (("r1", "2026-11-26-10:01", dg.DagsterRunStatus.FAILURE),
+                                       ("r2", "2026-11-26-10:02", dg.DagsterRunStatus.STARTED)):
+            instance.add_run(DagsterRun(job_name=BRONZE_LANDING_JOB, run_id=run_id, status=status,
+                                        tags={"dagster/partition": window}))
+        with dg.build_sensor_context(instance=instance) as context:
+            result = landing_gaps_sensor(context)
+    assert [(r.partition_key, r.run_key) for r in result.run_requests] == [("2026-11-26-10:01", "2026-11-26-10:01:after:r1")]
