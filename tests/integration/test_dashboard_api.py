@@ -153,9 +153,9 @@ def test_health_names_every_component_and_answers_503_while_required_ones_are_do
     assert body["status"] == "unhealthy"
 
 
-def test_the_dashboard_reads_with_a_read_only_role(dashboard_cfg, postgres_url):
+def test_the_dashboard_reads_with_a_read_only_role(dashboard_cfg, dashboard_writer_url):
     url = dashboard_cfg.dashboard_db_url
-    assert "lakehouse_dashboard" in url and url != postgres_url
+    assert "lakehouse_dashboard" in url and url != dashboard_writer_url
     mode = stat.S_IMODE(os.stat(dashboard_cfg.dashboard_db_password_file).st_mode)
     assert mode == 0o600
     with psycopg.connect(url, autocommit=True) as conn:
@@ -202,7 +202,7 @@ def test_token_guard(dashboard_url, kafka_bootstrap):
     assert scenario.status_code == 202 and scenario.json()["expected_rule"] == "brute_force"
 
 
-def test_a_stored_alert_is_pushed_on_the_stream(dashboard_url, postgres_url, seeded):
+def test_a_stored_alert_is_pushed_on_the_stream(dashboard_url, dashboard_writer_url, seeded):
     with requests.get(f"{dashboard_url}/api/stream", stream=True, timeout=30) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         lines = stream.iter_lines(decode_unicode=True)
@@ -213,7 +213,7 @@ def test_a_stored_alert_is_pushed_on_the_stream(dashboard_url, postgres_url, see
                 kinds.add(line[7:])
         row = data.alert_row("account_takeover", "CRITICAL")
         committed = time.monotonic()
-        data.insert_alerts(postgres_url, [row])
+        data.insert_alerts(dashboard_writer_url, [row])
         event = None
         for line in lines:
             if line == "event: alert":

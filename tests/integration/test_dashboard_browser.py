@@ -47,7 +47,8 @@ def section_text(page, name: str) -> str:
     return page.locator(f'[data-section="{name}"]').inner_text()
 
 
-def test_live_page_shows_every_section_and_a_new_alert_within_2s(page, dashboard_url, dashboard_seeded, postgres_url):
+def test_live_page_shows_every_section_and_a_new_alert_within_2s(page, dashboard_url, dashboard_seeded,
+                                                                  dashboard_writer_url):
     page.goto(dashboard_url)
     page.wait_for_selector("#stream-state[data-state=live]", timeout=15_000)
     page.wait_for_selector(".component[data-name=postgres][data-state=healthy]", timeout=20_000)
@@ -68,7 +69,7 @@ def test_live_page_shows_every_section_and_a_new_alert_within_2s(page, dashboard
 
     row = data.alert_row("account_takeover", "CRITICAL", user_id="u-browser")
     committed = time.monotonic()
-    data.insert_alerts(postgres_url, [row])
+    data.insert_alerts(dashboard_writer_url, [row])
     page.wait_for_selector(f'#alerts-body tr[data-alert-id="{row[0]}"]', timeout=2_000)
     seconds = time.monotonic() - committed
     first = page.locator("#alerts-body tr").first

@@ -1,7 +1,7 @@
 """A property-based run of the dashboard's OpenAPI schema (schemathesis, the app in process) against real
 PostgreSQL and Kafka with data in place: no 5xx, and every response matches the documented status codes,
 content types and schemas. The one documented 5xx is GET /api/health's 503 (required components are down
-in this test stack: no Spark, Dagster, MLflow or Flink here), which must still match its schema."""
+in the dashboard's test world: no Spark, Dagster, MLflow or Flink in it), which must still match its schema."""
 
 import pytest
 import schemathesis
