@@ -66,9 +66,11 @@ def _write_records(settings: Settings, records: dict[str, ServiceRecord]) -> Non
 
 def spec(settings: Settings) -> ProcessSpec:
     """The watchdog as a process of the stack (`lakehouse watchdog`), started last by `up`."""
+    # It inherits the environment `up` ran with (not the services' environment, in which every endpoint is
+    # set and every service would look external), so it watches exactly what `up` started.
     return ProcessSpec(name=NAME, argv=[sys.executable, "-m", "stack.cli", "watchdog"],
-                       env=settings.service_env(), healthy=lambda: state_file(settings).exists(),
-                       start_timeout_s=30, stop_timeout_s=10)
+                       env={"LAKEHOUSE_DATA_DIR": str(settings.data_dir)},
+                       healthy=lambda: state_file(settings).exists(), start_timeout_s=30, stop_timeout_s=10)
 
 
 def crashed(supervisor: Supervisor, service: Service) -> bool:

@@ -35,6 +35,11 @@ def test_up_status_down_up_keeps_data_and_leaves_no_process(data_dir):
         lines = status.stdout.splitlines()
         assert all(" healthy " in line for line in lines if not line.startswith("watchdog")), status.stdout
         assert any(line.startswith("watchdog") and " running " in line for line in lines), status.stdout
+        from stack import watchdog
+        from stack.services import all_services
+
+        watched = set(watchdog.read_records(cfg))
+        assert watched == {s.name for s in all_services(cfg) if s.managed}  # every service `up` started
         with psycopg.connect(cfg.postgres_url, autocommit=True) as conn:
             conn.execute("CREATE TABLE kept (v int)")
             conn.execute("INSERT INTO kept VALUES (42)")
