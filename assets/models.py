@@ -27,7 +27,7 @@ from analytics_defs.constants import (
 from assets.delta import read_day
 from ml import anomaly, segmentation, tracking
 from ml.features import WINDOW_DAYS
-from ml.matrix import NotEnoughUsers
+from ml.matrix import DEFAULT_ELIGIBILITY, EligibilityRule, NotEnoughUsers
 from ml.promotion import compare_anomaly, compare_segmentation
 from resources.mlflow import TAG_DAGSTER_ASSET, TAG_DAGSTER_PARTITION, TAG_DAGSTER_RUN_ID, MLflowResource
 from resources.truth import GroundTruthResource
@@ -52,6 +52,15 @@ class TrainingConfig(dg.Config):
     """Users drawn to grow each tree."""
     min_users: int = segmentation.MIN_TRAINING_USERS
     """Fewer eligible training users than this fail the run instead of registering a useless model."""
+    min_events_7d: int = DEFAULT_ELIGIBILITY.min_events_7d
+    """Eligibility: events a user needs in the 7 days to be modelled (ml/README.md)."""
+    min_sessions_7d: int = DEFAULT_ELIGIBILITY.min_sessions_7d
+    min_active_days_7d: int = DEFAULT_ELIGIBILITY.min_active_days_7d
+    """Lower to 1 on a deployment's first day, when nobody can have two active days yet."""
+
+    @property
+    def rule(self) -> EligibilityRule:
+        return EligibilityRule(self.min_events_7d, self.min_sessions_7d, self.min_active_days_7d)
     seed: int = 0
 
 
@@ -120,8 +129,8 @@ def segmentation_model(context: dg.AssetExecutionContext, config: TrainingConfig
     features = _features(warehouse, day)
     champion = tracking.load_segmentation(mlflow.tracking_uri)
     with _enough_users():
-        model = segmentation.train_segmentation(features, k=config.k, seed=config.seed, min_users=config.min_users,
-                                                personas=truth.personas())
+        model = segmentation.train_segmentation(features, k=config.k, seed=config.seed, rule=config.rule,
+                                                min_users=config.min_users, personas=truth.personas())
     logged = tracking.log_segmentation(mlflow.tracking_uri, model, tags=_tags(context, day))
     decision = compare_segmentation(model, champion, features)
     tracking.record_decision(mlflow.tracking_uri, decision, logged.version)
@@ -152,7 +161,8 @@ def anomaly_model(context: dg.AssetExecutionContext, config: TrainingConfig, mlf
     with _enough_users():
         model = anomaly.train_anomaly(features, threshold=config.threshold, alert_share=config.alert_share,
                                       n_estimators=config.trees, max_samples=config.max_samples,
-                                      min_users=config.min_users, seed=config.seed, drifting=truth.drifting_users())
+                                      rule=config.rule, min_users=config.min_users, seed=config.seed,
+                                      drifting=truth.drifting_users())
     logged = tracking.log_anomaly(mlflow.tracking_uri, model, tags=_tags(context, day))
     decision = compare_anomaly(model, champion, features)
     tracking.record_decision(mlflow.tracking_uri, decision, logged.version)
