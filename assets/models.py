@@ -25,32 +25,33 @@ from analytics_defs.constants import (
     USER_FEATURES_TABLE,
 )
 from assets.delta import read_day
-from ml import anomaly, segmentation, tracking
+from ml import defaults
+from ml.defaults import DEFAULT_ELIGIBILITY, EligibilityRule
 from ml.features import WINDOW_DAYS
-from ml.matrix import DEFAULT_ELIGIBILITY, EligibilityRule, NotEnoughUsers
-from ml.promotion import compare_anomaly, compare_segmentation
 from resources.mlflow import TAG_DAGSTER_ASSET, TAG_DAGSTER_PARTITION, TAG_DAGSTER_RUN_ID, MLflowResource
 from resources.truth import GroundTruthResource
 from resources.warehouse import WarehouseResource
 
 NO_WORSE_THAN_CHAMPION = "no_worse_than_champion"
+# The modelling stack (scikit-learn, MLflow) is imported when an asset runs, not when the code location
+# loads: every Dagster process loads the code location, and only training and scoring need it.
 
 
 class TrainingConfig(dg.Config):
     feature_date: str | None = None
     """Features day to train on (YYYY-MM-DD); default: yesterday, the last day the nightly run closed."""
-    k: int = segmentation.DEFAULT_K
+    k: int = defaults.DEFAULT_K
     """Segments of the KMeans model."""
-    threshold: float = anomaly.DEFAULT_THRESHOLD
+    threshold: float = defaults.DEFAULT_THRESHOLD
     """Configured anomaly threshold on the paper's score s(x, n) in (0, 1] (ml/README.md: how the
     deployed threshold is chosen from validation data when this one flags nobody or too many)."""
-    alert_share: float = anomaly.DEFAULT_ALERT_SHARE
+    alert_share: float = defaults.DEFAULT_ALERT_SHARE
     """The most a day's eligible users may become alerts, as a share."""
-    trees: int = anomaly.DEFAULT_TREES
+    trees: int = defaults.DEFAULT_TREES
     """Trees of the IsolationForest."""
-    max_samples: int = anomaly.DEFAULT_MAX_SAMPLES
+    max_samples: int = defaults.DEFAULT_MAX_SAMPLES
     """Users drawn to grow each tree."""
-    min_users: int = segmentation.MIN_TRAINING_USERS
+    min_users: int = defaults.MIN_TRAINING_USERS
     """Fewer eligible training users than this fail the run instead of registering a useless model."""
     min_events_7d: int = DEFAULT_ELIGIBILITY.min_events_7d
     """Eligibility: events a user needs in the 7 days to be modelled (ml/README.md)."""
@@ -81,6 +82,8 @@ def _features(warehouse: WarehouseResource, day: date):
 @contextmanager
 def _enough_users():
     """Too few eligible users: fail the run with the model's own explanation (nothing was registered)."""
+    from ml.matrix import NotEnoughUsers
+
     try:
         yield
     except NotEnoughUsers as exc:
@@ -125,6 +128,9 @@ def _check(key: dg.AssetKey, metric: str) -> dg.AssetCheckSpec:
 )
 def segmentation_model(context: dg.AssetExecutionContext, config: TrainingConfig, mlflow: MLflowResource,
                        warehouse: WarehouseResource, truth: GroundTruthResource):
+    from ml import segmentation, tracking
+    from ml.promotion import compare_segmentation
+
     day = training_day(config)
     features = _features(warehouse, day)
     champion = tracking.load_segmentation(mlflow.tracking_uri)
@@ -155,6 +161,9 @@ def segmentation_model(context: dg.AssetExecutionContext, config: TrainingConfig
 )
 def anomaly_model(context: dg.AssetExecutionContext, config: TrainingConfig, mlflow: MLflowResource,
                   warehouse: WarehouseResource, truth: GroundTruthResource):
+    from ml import anomaly, tracking
+    from ml.promotion import compare_anomaly
+
     day = training_day(config)
     features = _features(warehouse, day)
     champion = tracking.load_anomaly(mlflow.tracking_uri)
@@ -178,6 +187,8 @@ def anomaly_model(context: dg.AssetExecutionContext, config: TrainingConfig, mlf
 
 def _promote(context: dg.AssetExecutionContext, mlflow: MLflowResource, candidate: dg.AssetKey, name: str):
     """Move @champion to the version the candidate asset registered in this run (its check passed)."""
+    from ml import tracking
+
     event = context.instance.get_latest_materialization_event(candidate)
     version = str(event.asset_materialization.metadata["model_version"].value)
     previous = tracking.champion_version(mlflow.tracking_uri, name)
@@ -191,11 +202,11 @@ def _promote(context: dg.AssetExecutionContext, mlflow: MLflowResource, candidat
           description="The serving segmentation: models:/user_segments_kmeans@champion, moved to a new version "
           "only after its no_worse_than_champion check passed.")
 def segmentation_champion(context: dg.AssetExecutionContext, mlflow: MLflowResource) -> dg.MaterializeResult:
-    return _promote(context, mlflow, SEGMENTATION_MODEL, segmentation.MODEL_NAME)
+    return _promote(context, mlflow, SEGMENTATION_MODEL, defaults.SEGMENTATION_MODEL)
 
 
 @dg.asset(key=ANOMALY_CHAMPION, deps=[ANOMALY_MODEL], group_name="ml", kinds={"mlflow"},
           description="The serving anomaly model: models:/user_anomaly_iforest@champion, moved to a new version "
           "only after its no_worse_than_champion check passed.")
 def anomaly_champion(context: dg.AssetExecutionContext, mlflow: MLflowResource) -> dg.MaterializeResult:
-    return _promote(context, mlflow, ANOMALY_MODEL, anomaly.MODEL_NAME)
+    return _promote(context, mlflow, ANOMALY_MODEL, defaults.ANOMALY_MODEL)

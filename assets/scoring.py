@@ -31,7 +31,7 @@ from analytics_defs.constants import (
 from analytics_defs.partitions import day_of, event_days
 from assets.delta import read_day
 from contract.topics import ANALYTICS_INSIGHTS, SECURITY_ALERTS
-from ml import scoring, tracking
+from ml.defaults import ANOMALY_MODEL, SEGMENTATION_MODEL
 from resources.kafka import KafkaResource
 from resources.mlflow import MLflowResource
 from resources.postgres import PostgresResource
@@ -57,8 +57,10 @@ def _publish(kafka: KafkaResource, topic: str, messages: list[tuple[bytes, bytes
     return len(messages)
 
 
-def _champion(load, uri: str, name: str):
-    model = load(uri)
+def _champion(loader: str, uri: str, name: str):
+    from ml import tracking
+
+    model = getattr(tracking, loader)(uri)
     if model is None:
         raise dg.Failure(f"no champion of {name} yet: materialize the training assets (job ml_training_job)")
     return model
@@ -76,13 +78,14 @@ def _champion(load, uri: str, name: str):
 )
 def user_segments(context: dg.AssetExecutionContext, mlflow: MLflowResource, warehouse: WarehouseResource,
                   postgres: PostgresResource, kafka: KafkaResource) -> dg.MaterializeResult:
+    from ml import scoring
+
     day = day_of(context.partition_key)
-    model = _champion(tracking.load_segmentation, mlflow.tracking_uri, "user_segments_kmeans")
+    model = _champion("load_segmentation", mlflow.tracking_uri, SEGMENTATION_MODEL)
     rows = scoring.score_segments(model, read_day(warehouse.table_path(USER_FEATURES_TABLE), "feature_date", day), day)
     with postgres.connection() as conn:
         previous = pd.DataFrame(conn.execute(scoring.PREVIOUS_SEGMENTS_SQL,
-                                             {"scored_date": day, "model_name": rows["model_name"].iloc[0]
-                                              if len(rows) else "user_segments_kmeans"}).fetchall(),
+                                             {"scored_date": day, "model_name": SEGMENTATION_MODEL}).fetchall(),
                                 columns=list(scoring.USER_SEGMENT_COLUMNS))
     upserted = postgres.bulk_upsert(scoring.USER_SEGMENTS_TABLE, scoring.USER_SEGMENT_COLUMNS,
                                     scoring.table_rows(rows, scoring.USER_SEGMENT_COLUMNS), scoring.USER_SEGMENT_KEY)
@@ -111,8 +114,10 @@ def user_segments(context: dg.AssetExecutionContext, mlflow: MLflowResource, war
 def behavior_anomaly_scores(context: dg.AssetExecutionContext, mlflow: MLflowResource,
                             warehouse: WarehouseResource, postgres: PostgresResource,
                             kafka: KafkaResource) -> dg.MaterializeResult:
+    from ml import scoring
+
     day = day_of(context.partition_key)
-    model = _champion(tracking.load_anomaly, mlflow.tracking_uri, "user_anomaly_iforest")
+    model = _champion("load_anomaly", mlflow.tracking_uri, ANOMALY_MODEL)
     scores = scoring.score_anomalies(model, read_day(warehouse.table_path(USER_FEATURES_TABLE), "feature_date", day), day)
     upserted = postgres.bulk_upsert(scoring.ANOMALY_SCORES_TABLE, scoring.ANOMALY_SCORE_COLUMNS,
                                     scoring.table_rows(scores, scoring.ANOMALY_SCORE_COLUMNS), scoring.ANOMALY_SCORE_KEY)

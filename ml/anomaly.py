@@ -36,6 +36,14 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from contract.alerts import Severity
+from ml.defaults import (
+    ANOMALY_MODEL,
+    DEFAULT_ALERT_SHARE,
+    DEFAULT_MAX_SAMPLES,
+    DEFAULT_THRESHOLD,
+    DEFAULT_TREES,
+    MIN_TRAINING_USERS,
+)
 from ml.features import FEATURES_BY_NAME
 from ml.matrix import (
     DEFAULT_ELIGIBILITY,
@@ -49,16 +57,11 @@ from ml.matrix import (
     window_of_rows,
 )
 
-MODEL_NAME = "user_anomaly_iforest"
+MODEL_NAME = ANOMALY_MODEL
 # the alert rule of ML anomalies, as the simulator's ground truth names it (simulator.truth.RULE_BEHAVIOR_ANOMALY;
 # not imported from there to keep the simulator package out of scoring; a unit test keeps the two equal)
 ALERT_RULE = "behavior_anomaly"
-DEFAULT_THRESHOLD = 0.8  # the original design's threshold, in the paper's score
-DEFAULT_ALERT_SHARE = 0.01  # at most 1% of eligible users a day become alerts
 SCORE_FLOOR = 0.5  # below this the paper calls a point normal: never alert there
-DEFAULT_TREES = 200
-DEFAULT_MAX_SAMPLES = 2048
-MIN_TRAINING_USERS = 200
 DEFAULT_PEER_GROUPS = 5
 MIN_PEER_SCALE = 0.05  # floor of a peer group's spread, in population standard deviations
 EVIDENCE_MIN_Z = 2.0

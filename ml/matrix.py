@@ -16,34 +16,15 @@ score (the CEP rules, not the models, watch them).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from ml.defaults import DEFAULT_ELIGIBILITY, EligibilityRule
 from ml.features import KEY_COLUMNS, model_features
-
-
-@dataclass(frozen=True)
-class EligibilityRule:
-    """Who the models are fitted and scored on: users active enough in the 7 days to have a behaviour.
-
-    All three minimums must hold. The defaults keep the simulator's dormant persona (a few short
-    sessions a week) and drop scenario identities (one burst of events in one session on one day).
-    """
-
-    min_events_7d: int = 10
-    min_sessions_7d: int = 2
-    min_active_days_7d: int = 2
-
-    def as_params(self) -> dict[str, int]:
-        """The rule as MLflow params (`eligibility.min_events_7d`, ...)."""
-        return {f"eligibility.{k}": v for k, v in asdict(self).items()}
-
-
-DEFAULT_ELIGIBILITY = EligibilityRule()
 
 
 @dataclass

@@ -15,6 +15,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouette_score
 from sklearn.pipeline import Pipeline
 
+from ml.defaults import DEFAULT_K, MIN_TRAINING_USERS, SEGMENTATION_MODEL
 from ml.matrix import (
     DEFAULT_ELIGIBILITY,
     EligibilityRule,
@@ -29,9 +30,7 @@ from ml.matrix import (
 )
 from ml.naming import segment_names
 
-MODEL_NAME = "user_segments_kmeans"
-DEFAULT_K = 5
-MIN_TRAINING_USERS = 200
+MODEL_NAME = SEGMENTATION_MODEL
 SILHOUETTE_SAMPLE = 10_000  # silhouette is O(n^2): on 100k users it is estimated on a seeded sample
 
 
