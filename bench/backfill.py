@@ -104,6 +104,8 @@ def main() -> None:
             balanced.append(f"{name}: {len(balances)} windows, "
                             f"{'all reconcile' if all(b.status == 'ok' for b in balances) else 'MISMATCH'}, "
                             f"{sum(b.kafka_messages for b in balances):,} messages")
+        instance.dispose()
+        spark.get_session().stop()  # before the server stops: pyspark's exit hook would retry against it
     total = args.windows * args.per_window
     lines = [
         f"{args.windows} windows x {args.per_window:,} messages = {total:,} messages (same offsets for both)",

@@ -148,6 +148,7 @@ def main() -> None:
             feature_gate_s.append(time.perf_counter() - started)
             print(f"round {i + 1}: features {built:.2f}s, with gate {feature_gate_s[-1]:.2f}s ({users:,} users)")
         peak = peak_rss_mb(svc.pid("spark-connect"))
+        spark.stop()  # before the server stops: pyspark's exit hook would retry against a dead server
 
     med = statistics.median
     lines = [

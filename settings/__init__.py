@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     spark_master: str | None = _env("SPARK_MASTER", None)
     spark_connect_port: Port = _env("SPARK_CONNECT_PORT", 15002)
     spark_ui_port: Port = _env("SPARK_UI_PORT", 4040)
-    spark_driver_memory: str = _env("SPARK_DRIVER_MEMORY", "4g")
+    spark_driver_memory: str = _env("SPARK_DRIVER_MEMORY", "2g")
     spark_local_cores: str = _env("SPARK_LOCAL_CORES", "*")
     # Flink (the job's own knobs are read by flink_cep/settings.py)
     flink_rest_port: Port = _env("FLINK_REST_PORT", 8081)

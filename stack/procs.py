@@ -21,6 +21,10 @@ import requests
 
 from settings import ConfigError
 
+# JVM options of the stack's long-running JVMs: G1, and memory the heap does not need handed back to the
+# system after a periodic collection, so an idle stack stays small (PSS) while a busy one can still grow
+LEAN_G1 = ("-XX:+UseG1GC", "-XX:G1PeriodicGCInterval=60000", "-XX:MinHeapFreeRatio=10", "-XX:MaxHeapFreeRatio=30")
+
 # console scripts of this Python environment (mlflow, dagster-webserver, ...)
 VENV_BIN = Path(sys.executable).parent
 

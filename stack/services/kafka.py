@@ -12,7 +12,7 @@ import jvm
 from contract.topics import topic_specs
 from resources.kafka import KafkaResource, ensure_topics
 from settings import ConfigError
-from stack.procs import ProcessSpec, port_open
+from stack.procs import LEAN_G1, ProcessSpec, port_open
 from stack.services.base import Service
 
 
@@ -99,7 +99,8 @@ class Kafka(Service):
     def spec(self) -> ProcessSpec:
         heap = self.settings.kafka_heap
         argv = self._java("kafka.Kafka", heap)
-        argv[2:2] = [f"-Xms{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
+        # a small starting heap that grows when needed and is given back when idle (G1 periodic GC)
+        argv[2:2] = ["-Xms64m", *LEAN_G1, "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
         return ProcessSpec(
             name=self.name,
             argv=argv + [str(self.home / "server.properties")],

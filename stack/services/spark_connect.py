@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import jvm
 from resources.spark import DELTA_SESSION_CONF
 from settings import ConfigError
-from stack.procs import ProcessSpec, port_open
+from stack.procs import LEAN_G1, ProcessSpec, port_open
 from stack.services.base import Service
 
 
@@ -54,7 +54,7 @@ class SparkConnect(Service):
             "spark.sql.connect.ui.retainedStatements": "200",
             "spark.sql.warehouse.dir": str(s.data_dir / "warehouse" / "spark-warehouse"),
             "spark.local.dir": str(s.data_dir / "spark" / "tmp"),
-            "spark.driver.extraJavaOptions": "-Djava.net.preferIPv4Stack=true -XX:+UseG1GC "
+            "spark.driver.extraJavaOptions": f"-Djava.net.preferIPv4Stack=true {' '.join(LEAN_G1)} "
             f"-Dlog4j2.configurationFile={self.log4j_config}",
         }
         argv = [
