@@ -82,7 +82,7 @@ class JobSettings:
     heap: str = "1g"
     # G1 with a short pause goal keeps alert latency low at a fraction of ZGC's footprint; the periodic
     # collection gives memory an idle job does not need back to the system
-    jvm_opts: str = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:G1PeriodicGCInterval=60000 -XX:MaxHeapFreeRatio=30"
+    jvm_opts: str = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:G1PeriodicGCInterval=60000 -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30"
     rules: tuple[str, ...] = ALL_RULES
     jvm_lib_dir: Path = DEFAULT_JVM_LIB_DIR
 

@@ -126,14 +126,15 @@ def test_sensor_requests_each_closed_window_once_with_its_offsets(landing, reque
     keys = [r.partition_key for r in first.run_requests]
     assert keys and keys == sorted(keys) and len(set(keys)) == len(keys)
     assert all(r.run_key == r.partition_key and r.tags[TAG_KAFKA_TOPIC] == USER_EVENTS for r in first.run_requests)
-    # the windows' offset ranges tile exactly the offsets the simulator run occupies
+    # the windows' offset ranges tile the offsets the simulator run occupies without a gap; the first
+    # window may also hold a few earlier messages of another test that shares the broker
     covered: dict[int, list[tuple[int, int]]] = {}
     for request in first.run_requests:
         for r in ranges_from_json(request.tags[TAG_KAFKA_OFFSETS]):
             covered.setdefault(r.partition, []).append((r.start, r.end))
     for r in landing["ranges"]:
         spans = covered[r.partition]
-        assert spans[0][0] == r.start and spans[-1][1] == r.end
+        assert spans[0][0] <= r.start and spans[-1][1] == r.end
         assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     assert cursor == keys[-1]
     # the second tick, right after, requests nothing and says why
