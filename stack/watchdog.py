@@ -43,6 +43,7 @@ class ServiceRecord:
     last_error: str | None = None
     gave_up: bool = False
     next_attempt: float = 0.0
+    retrying: bool = False  # a restart failed: its pid file is gone, but the service is still down
 
 
 def state_file(settings: Settings) -> Path:
@@ -92,7 +93,9 @@ class Watchdog:
     def tick(self, now: float) -> None:
         for service in self.services:
             record = self.records[service.name]
-            if record.gave_up or not crashed(self.supervisor, service) or now < record.next_attempt:
+            if record.gave_up or now < record.next_attempt:
+                continue
+            if not (record.retrying or crashed(self.supervisor, service)):
                 continue
             self.restart(service, record, now)
         _write_records(self.settings, self.records)
@@ -100,7 +103,7 @@ class Watchdog:
     def restart(self, service: Service, record: ServiceRecord, now: float) -> None:
         record.recent = [t for t in record.recent if now - t < RESTART_WINDOW_S]
         if len(record.recent) >= MAX_RESTARTS:
-            record.gave_up = True
+            record.gave_up, record.retrying = True, False
             self.supervisor.kill(service.spec())  # leaves it stopped: status says so
             log.error("%s crashed %d times within %.0f s: giving up; see %s, then `lakehouse up`",
                       service.name, len(record.recent), RESTART_WINDOW_S, self.supervisor.log_file(service.name))
@@ -113,13 +116,12 @@ class Watchdog:
             self.supervisor.kill(service.spec())  # what is left of its process group, and the pid file
             service.prepare()
             self.supervisor.start(service.spec())
-            record.last_error = None
-            record.next_attempt = 0.0
+            record.last_error, record.next_attempt, record.retrying = None, 0.0, False
             log.info("%s restarted", service.name)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed restart, retried after a backoff
             record.last_error = str(exc).splitlines()[0][:300]
             backoff = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (len(record.recent) - 1))
-            record.next_attempt = time.time() + backoff
+            record.next_attempt, record.retrying = time.time() + backoff, True
             log.error("%s did not come back (%s); next attempt in %.0f s", service.name, record.last_error, backoff)
 
     def run(self, stop: threading.Event) -> None:

@@ -155,3 +155,39 @@ def test_a_service_stopped_by_down_is_not_a_crash(tmp_path):
     dog.supervisor.stop(service.spec())
     dog.tick(now=0.0)
     assert not watchdog.crashed(dog.supervisor, service) and dog.records["echo"].restarts == 0
+
+
+def test_a_failed_restart_is_tried_again_after_its_backoff(tmp_path):
+    """A restart that fails leaves no pid file (as a start that failed does); the watchdog still owes the
+    service a restart and makes it after the backoff (found killing PostgreSQL: its first restart met
+    the killed postmaster's lock file)."""
+    import os
+    import signal
+    import time
+
+    from stack import watchdog
+
+    class _FailsOnce(_Echo):
+        failures = 1
+
+        def prepare(self) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("lock file postmaster.pid already exists")
+
+    service = _FailsOnce(tmp_path, free_port())
+    dog = watchdog.Watchdog(Settings(data_dir=tmp_path), services=[service])
+    sup = dog.supervisor
+    sup.start(service.spec())
+    try:
+        os.kill(sup.pid("echo"), signal.SIGKILL)
+        assert wait_until(lambda: watchdog.crashed(sup, service), 5)
+        dog.tick(now=time.time())
+        record = dog.records["echo"]
+        assert record.retrying and record.last_error and sup.pid("echo") is None
+        dog.tick(now=time.time())  # before the backoff: nothing
+        assert dog.records["echo"].restarts == 1
+        dog.tick(now=record.next_attempt + 0.1)
+        assert sup.pid("echo") is not None and not record.retrying and record.restarts == 2
+    finally:
+        sup.stop(service.spec())
