@@ -1,8 +1,9 @@
 """Fault drill: the whole stack (`lakehouse up`, simulator at its rate, scenarios planted throughout), then
 `kill -9` of one service after another during the flow, with no human action: the watchdog restarts it,
 landing runs that hung or failed are stopped and retried, windows that failed for good are requested
-again. Per fault it prints how long until the service was healthy again, until the first window that
-closed after the fault was landed, and the worst freshness seen meanwhile; at the end, whether every
+again. Each kill comes 40 s into a minute of broker time; per fault it prints how long until the service
+was healthy again, until the window the fault hit (it closes 20 s later) was landed, and the worst
+freshness of the windows landed by then; at the end, whether every
 window reconciles with Kafka, whether bronze holds any offset twice, and the CEP scores against the
 simulator's truth. Also restarts the simulator alone, and the whole stack through down/up (issue:
 restarts must not flood alerts).
@@ -36,13 +37,14 @@ from tests.lakehouse_cli import cli_env, lakehouse
 
 FAULTS = ("spark-connect", "kafka", "postgres", "dagster-daemon", "flink-cep", "alert-loader")
 FRESHNESS_TARGET_S = 90.0
+KILL_AT_SECOND = 40  # of a minute of wall (broker) time
 
 
 @dataclass
 class FaultOutcome:
     service: str
     healthy_after_s: float | None
-    landed_after_s: float | None  # first window closed after the fault, landed
+    landed_after_s: float | None  # the window the fault hit (it closed after the fault), landed
     worst_freshness_s: float | None
 
 
@@ -85,13 +87,13 @@ def fault(env: dict, cfg: Settings, name: str, recover_timeout_s: float = 300) -
     kill_service(cfg, name)
     healthy = wait_until(lambda: _healthy(env, name), recover_timeout_s, 2.0)
     healthy_after = time.time() - at if healthy else None
-    first_window = (at // 60 + 1) * 60  # the first window that starts after the fault
-    landed = wait_until(lambda: bool(_landed_since(cfg, first_window)), recover_timeout_s, 3.0)
+    hit = at // 60 * 60  # the window the fault hit: it closed after the fault, so it lands only after recovery
+    landed = wait_until(lambda: bool(_landed_since(cfg, hit)), recover_timeout_s, 3.0)
     landed_after = time.time() - at if landed else None
-    windows = _landed_since(cfg, at - 60)  # the window the fault hit, and those after
+    windows = _landed_since(cfg, hit)  # the window the fault hit, and those after it landed so far
     worst = max((f for _, f in windows), default=None)
     print(f"  {name:<15} healthy after {healthy_after if healthy_after is None else round(healthy_after)} s, "
-          f"next window landed after {landed_after if landed_after is None else round(landed_after)} s, "
+          f"its window landed after {landed_after if landed_after is None else round(landed_after)} s, "
           f"worst freshness {worst if worst is None else round(worst)} s", flush=True)
     return FaultOutcome(name, healthy_after, landed_after, worst)
 
@@ -114,7 +116,7 @@ def drill(env: dict, phase_s: float = 60) -> DrillResult:
     time.sleep(phase_s / 2)
     restart_simulator(cfg)
     for name in FAULTS:
-        time.sleep(phase_s / 2)
+        _sleep_until_second(KILL_AT_SECOND)  # late in a window: its close waits for the recovery
         result.faults.append(fault(env, cfg, name))
     assert lakehouse(env, "down").returncode == 0  # and the whole stack, through down and up
     up = lakehouse(env, "up")
@@ -135,6 +137,10 @@ def drill(env: dict, phase_s: float = 60) -> DrillResult:
     scored = lakehouse(env, "score-alerts", "--min-precision", "0.99", "--min-recall", "1.0", timeout=300)
     result.score_exit, result.score_report = scored.returncode, scored.stdout
     return result
+
+
+def _sleep_until_second(second: int) -> None:
+    time.sleep((second - time.time() % 60) % 60)
 
 
 def _started(cfg: Settings) -> float:
@@ -161,8 +167,8 @@ def main() -> None:
         lakehouse(env, "down")
     lines = [f"stack at {args.rate} events/s, {args.scenario_rate} scenarios/min; kill -9 of each service in turn:"]
     for f in result.faults:
-        lines.append(f"  {f.service:<15} healthy again after {f.healthy_after_s:.0f} s; first window after the "
-                     f"fault landed after {f.landed_after_s:.0f} s; worst freshness {f.worst_freshness_s:.0f} s "
+        lines.append(f"  {f.service:<15} healthy again after {f.healthy_after_s:.0f} s; the window it hit "
+                     f"landed after {f.landed_after_s:.0f} s; worst freshness {f.worst_freshness_s:.0f} s "
                      f"(target {FRESHNESS_TARGET_S:.0f} s)" if f.healthy_after_s and f.landed_after_s
                      and f.worst_freshness_s else f"  {f.service:<15} {f}")
     lines += [f"reconcile (exit {result.reconcile_exit}): {result.reconcile_report.splitlines()[-2:]}",

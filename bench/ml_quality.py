@@ -60,10 +60,10 @@ def main() -> None:
         evaluation = evaluate_models(features, personas=read_personas(truth), drifting=read_drifting_users(truth))
         evaluated = time.perf_counter() - t3
     lines = [
-        f"simulated {args.days} days, {args.users:,} users, {summary['delivered']:,} messages "
-        f"(produced in {produced:.0f}s), seed {args.seed}",
-        f"pipeline: {len(windows)} windows landed in {landed:.0f}s; silver of {len(days)} days and the features "
-        f"of {last_full} built in {built:.0f}s; training + evaluation {evaluated:.0f}s",
+        (f"simulated {args.days} days, {args.users:,} users, {summary['delivered']:,} messages "
+        f"(produced in {produced:.0f}s), seed {args.seed}"),
+        (f"pipeline: {len(windows)} windows landed in {landed:.0f}s; silver of {len(days)} days and the features "
+        f"of {last_full} built in {built:.0f}s; training + evaluation {evaluated:.0f}s"),
         *evaluation.lines(),
     ]
     print("\n".join(lines))

@@ -119,6 +119,10 @@ class Supervisor:
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
 
+    def stopping_file(self, name: str) -> Path:
+        """Present while `stop` stops the service: its exit then is no crash (see stack/watchdog.py)."""
+        return self.run_dir / f"{name}.stopping"
+
     def log_file(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
@@ -183,10 +187,15 @@ class Supervisor:
         if pid is None:
             self.pid_file(spec.name).unlink(missing_ok=True)
             return "not running"
-        _signal_group(pid, spec.stop_signal)
-        if not wait_until(lambda: not group_members(pid), spec.stop_timeout_s, 0.1):
-            _signal_group(pid, signal.SIGKILL)
-        self._gone(spec, pid)
+        stopping = self.stopping_file(spec.name)
+        stopping.touch()
+        try:
+            _signal_group(pid, spec.stop_signal)
+            if not wait_until(lambda: not group_members(pid), spec.stop_timeout_s, 0.1):
+                _signal_group(pid, signal.SIGKILL)
+            self._gone(spec, pid)
+        finally:
+            stopping.unlink(missing_ok=True)
         return "stopped"
 
     def kill(self, spec: ProcessSpec) -> None:

@@ -75,12 +75,13 @@ def spec(settings: Settings) -> ProcessSpec:
 
 
 def crashed(supervisor: Supervisor, service: Service) -> bool:
-    """Its pid file is there (so `down` did not stop it) but the process is not."""
+    """Its pid file is there (so `down` did not stop it) but the process is not, and no stop of it is
+    under way (a service stopped on its own, as the fault drill and the backlog benchmark do, is no crash)."""
     try:
         pid = int(supervisor.pid_file(service.name).read_text().strip())
     except (OSError, ValueError):
         return False
-    return not pid_alive(pid)
+    return not pid_alive(pid) and not supervisor.stopping_file(service.name).exists()
 
 
 class Watchdog:

@@ -191,3 +191,28 @@ def test_a_failed_restart_is_tried_again_after_its_backoff(tmp_path):
         assert sup.pid("echo") is not None and not record.retrying and record.restarts == 2
     finally:
         sup.stop(service.spec())
+
+
+def test_a_service_exiting_while_it_is_being_stopped_is_not_a_crash(tmp_path):
+    """Between the stop signal and the pid file's removal the process is gone but its pid file is not:
+    the stop marker keeps the watchdog from restarting what is being stopped."""
+    import os
+    import signal
+
+    from stack import watchdog
+
+    service = _Echo(tmp_path, free_port())
+    dog = watchdog.Watchdog(Settings(data_dir=tmp_path), services=[service])
+    sup = dog.supervisor
+    sup.start(service.spec())
+    try:
+        sup.stopping_file("echo").touch()  # as stop() does before it signals
+        os.kill(sup.pid("echo"), signal.SIGKILL)
+        assert wait_until(lambda: sup.pid("echo") is None, 5)
+        dog.tick(now=0.0)
+        assert dog.records["echo"].restarts == 0
+        sup.stopping_file("echo").unlink()
+        assert watchdog.crashed(sup, service)  # without the marker the same exit is a crash
+    finally:
+        sup.stop(service.spec())
+    assert not sup.stopping_file("echo").exists()
