@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     external_mlflow: str | None = _env("MLFLOW_TRACKING_URI", None)
     mlflow_port: Port = _env("MLFLOW_PORT", 5000)
     dagster_port: Port = _env("DAGSTER_PORT", 3000)
+    dagster_code_port: Port = _env("DAGSTER_CODE_PORT", 4266)
     # Spark
     external_spark_remote: str | None = _env("SPARK_REMOTE", None)
     spark_master: str | None = _env("SPARK_MASTER", None)

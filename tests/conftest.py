@@ -47,6 +47,7 @@ def _test_config(root: Path) -> Settings:
         postgres_port=free_port(),
         mlflow_port=free_port(),
         dagster_port=free_port(),
+        dagster_code_port=free_port(),
         spark_connect_port=free_port(),
         spark_ui_port=free_port(),
         spark_driver_memory=os.environ.get("TEST_SPARK_DRIVER_MEMORY", "2g"),
@@ -157,7 +158,7 @@ def _dashboard_world(stack_cfg: Settings, name: str, running: tuple[str, ...], *
 
     world = stack_cfg.but(data_dir=stack_cfg.data_dir / name, analytics_db=name, dashboard_port=free_port(),
                           spark_connect_port=free_port(), spark_ui_port=free_port(), mlflow_port=free_port(),
-                          dagster_port=free_port(), flink_rest_port=free_port(), **changes)
+                          dagster_port=free_port(), dagster_code_port=free_port(), flink_rest_port=free_port(), **changes)
     world.run_dir.mkdir(parents=True)
     # The same cluster, so the same logins: the superuser's and the read-only role's password files.
     world.postgres_password_file.parent.symlink_to(stack_cfg.postgres_password_file.parent)

@@ -20,6 +20,7 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
         POSTGRES_PORT=str(free_port()),
         MLFLOW_PORT=str(free_port()),
         DAGSTER_PORT=str(free_port()),
+        DAGSTER_CODE_PORT=str(free_port()),
         SPARK_CONNECT_PORT=str(free_port()),
         SPARK_UI_PORT=str(free_port()),
         SPARK_DRIVER_MEMORY="1g",

@@ -1,4 +1,5 @@
-"""Dagster through its GraphQL API (the webserver's /graphql): daemon health and the last landing runs."""
+"""Dagster through its GraphQL API (the webserver's /graphql): the code location, daemon health and the
+last landing runs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ LANDING_JOB = "bronze_landing_job"  # analytics_defs.constants.BRONZE_LANDING_JO
 
 _DAEMONS = """{ instance { daemonHealth { allDaemonStatuses {
   daemonType required healthy lastHeartbeatErrors { message } } } } }"""
+
+_LOCATIONS = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
+  name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 
 _RUNS = """query LandingRuns($job: String!, $limit: Int!) {
   runsOrError(filter: {pipelineName: $job}, limit: $limit) {
@@ -30,6 +34,18 @@ def _query(webserver_url: str, query: str, variables: dict | None = None) -> dic
 def daemon_statuses(webserver_url: str) -> list[dict]:
     """[{daemonType, required, healthy, lastHeartbeatErrors}] as the instance reports them."""
     return _query(webserver_url, _DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
+
+
+def code_locations(webserver_url: str) -> list[dict]:
+    """[{name, loaded, error}] of the workspace's code locations (the code server, as the webserver sees it)."""
+    workspace = _query(webserver_url, _LOCATIONS)["workspaceOrError"]
+    if workspace["__typename"] != "Workspace":
+        raise Unavailable(f"Dagster workspace: {workspace['__typename']}")
+    return [
+        {"name": e["name"], "loaded": (e.get("locationOrLoadError") or {}).get("__typename") == "RepositoryLocation",
+         "error": (e.get("locationOrLoadError") or {}).get("message") or (None if e["loadStatus"] == "LOADED" else e["loadStatus"])}
+        for e in workspace["locationEntries"]
+    ]
 
 
 def landing_runs(webserver_url: str, limit: int = 10) -> list[dict]:

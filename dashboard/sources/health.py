@@ -14,7 +14,7 @@ from confluent_kafka import KafkaException
 
 from alerts.loader import GROUP_ID as ALERT_LOADER_GROUP
 from dashboard.sources import Unavailable, first_line
-from dashboard.sources.dagster import daemon_statuses
+from dashboard.sources.dagster import code_locations, daemon_statuses
 from dashboard.sources.database import Database
 from dashboard.sources.http import get_json
 from flink_cep.settings import JOB_NAME, JobSettings, SettingsError
@@ -57,6 +57,7 @@ class HealthChecker:
               if cep else []),
             Probe("spark-connect", True, s.external_spark_remote is None, s.spark_remote, s.spark_ui_url, self._spark),
             Probe("mlflow", True, s.external_mlflow is None, s.mlflow_tracking_uri, s.mlflow_tracking_uri, self._mlflow),
+            Probe("dagster-code", True, True, f"{s.host}:{s.dagster_code_port}", None, self._dagster_code),
             Probe("dagster-webserver", True, True, self.dagster_url, self.dagster_url, self._dagster_webserver),
             Probe("dagster-daemon", True, True, None, f"{self.dagster_url}/health", self._dagster_daemon),
             *([Probe("simulator", False, True, f"{s.simulator_rate} events/s", None, self._simulator)]
@@ -142,6 +143,13 @@ class HealthChecker:
     def _dagster_webserver(self) -> str:
         info = get_json("Dagster webserver", f"{self.dagster_url}/server_info")
         return f"dagster {info.get('dagster_version', '?')}"
+
+    def _dagster_code(self) -> str:
+        locations = code_locations(self.dagster_url)
+        failed = [f"{loc['name']}: {(loc['error'] or 'not loaded')[:200]}" for loc in locations if not loc["loaded"]]
+        if failed or not locations:
+            raise Unavailable("; ".join(failed) or "no code location")
+        return ", ".join(loc["name"] for loc in locations) + " loaded"
 
     def _dagster_daemon(self) -> str:
         statuses = daemon_statuses(self.dagster_url)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from settings import Settings
 from stack.services.alert_loader import AlertLoader
 from stack.services.base import Service
-from stack.services.dagster import DagsterDaemon, DagsterWebserver
+from stack.services.dagster import DagsterCode, DagsterDaemon, DagsterWebserver
 from stack.services.dashboard import Dashboard
 from stack.services.flink_cep import FlinkCEP
 from stack.services.kafka import Kafka
@@ -15,7 +15,7 @@ from stack.services.postgres import Postgres
 from stack.services.simulator import Simulator
 from stack.services.spark_connect import SparkConnect
 
-__all__ = ["AlertLoader", "DagsterDaemon", "DagsterWebserver", "Dashboard", "FlinkCEP", "Kafka", "MLflow", "Postgres",
+__all__ = ["AlertLoader", "DagsterCode", "DagsterDaemon", "DagsterWebserver", "Dashboard", "FlinkCEP", "Kafka", "MLflow", "Postgres",
            "Service", "Simulator", "SparkConnect", "all_services"]
 
 
@@ -28,6 +28,7 @@ def all_services(settings: Settings) -> list[Service]:
         *cep,
         SparkConnect(settings),
         MLflow(settings),
+        DagsterCode(settings),
         DagsterWebserver(settings),
         DagsterDaemon(settings),
         Dashboard(settings),

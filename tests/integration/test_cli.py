@@ -48,7 +48,7 @@ def test_up_status_down_up_keeps_data_and_leaves_no_process(data_dir):
         assert again.returncode == 0 and again.stdout.count(" running ") == 9, again.stdout
 
         pids = [int(p.read_text()) for p in cfg.run_dir.glob("*.pid")]
-        assert len(pids) == 10  # postgres, kafka, flink-cep, alert-loader, spark, mlflow, dagster x2, dashboard, watchdog
+        assert len(pids) == 11  # postgres, kafka, flink-cep, alert-loader, spark, mlflow, dagster x3, dashboard, watchdog
         sockets = listening([member for pid in pids for member in group_members(pid)])
         assert sockets and all(address == cfg.host for _, address, _ in sockets), sockets
         down = lakehouse(env, "down")
