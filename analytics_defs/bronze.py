@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from analytics_defs.constants import BRONZE_LANDING_JOB, BRONZE_QUARANTINE, BRONZE_USER_EVENTS
+from analytics_defs.constants import BRONZE_LANDING_JOB, BRONZE_QUARANTINE, BRONZE_USER_EVENTS, LANDING_LANE
 from assets.bronze import bronze_landing
 from sensors.kafka_windows import user_events_window_sensor
 from sensors.landing_gaps import landing_gaps_sensor
@@ -16,6 +16,7 @@ bronze_landing_job = dg.define_asset_job(
     description="Land one 1-minute window of Kafka user-events into bronze (and its quarantine).",
     tags={
         "lakehouse/pipeline": "landing",
+        **LANDING_LANE,
         # a landing that hangs (its Spark server died mid-run) is stopped and retried, never left STARTED
         "dagster/max_runtime": str(LANDING_MAX_RUNTIME_S),
         "dagster/max_retries": str(LANDING_MAX_RETRIES),

@@ -28,6 +28,11 @@ EVENT_DATES_METADATA = "event_dates"
 # Run tags set by the Kafka window sensor
 TAG_KAFKA_TOPIC = "lakehouse/kafka_topic"
 TAG_KAFKA_OFFSETS = "lakehouse/kafka_offsets"  # {"<partition>": [start, end), ...}
+# The run queue's lanes (tag_concurrency_limits in dagster.yaml, written by stack/services/dagster.py):
+# landing runs never wait behind a long silver, features or training run.
+TAG_LANE = "lakehouse/lane"
+LANDING_LANE = {TAG_LANE: "landing"}
+BATCH_LANE = {TAG_LANE: "batch"}
 
 # Jobs
 BRONZE_LANDING_JOB = "bronze_landing_job"

@@ -13,7 +13,13 @@ from datetime import timedelta
 
 import dagster as dg
 
-from analytics_defs.constants import DAILY_JOB, SILVER_REFRESH_JOB, SILVER_USER_EVENTS, USER_FEATURES
+from analytics_defs.constants import (
+    BATCH_LANE,
+    DAILY_JOB,
+    SILVER_REFRESH_JOB,
+    SILVER_USER_EVENTS,
+    USER_FEATURES,
+)
 from assets.features import user_features
 from assets.silver import silver_user_events
 from dbt_like_sql.loader import build_sql_assets
@@ -28,7 +34,7 @@ silver_refresh_job = dg.define_asset_job(
     name=SILVER_REFRESH_JOB,
     selection=dg.AssetSelection.assets(SILVER_USER_EVENTS),
     description="Rebuild one event day of silver (requested by the silver refresh sensor).",
-    tags={"lakehouse/pipeline": "silver"},
+    tags={"lakehouse/pipeline": "silver", **BATCH_LANE},
 )
 
 daily_job = dg.define_asset_job(
@@ -36,7 +42,7 @@ daily_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(SILVER_USER_EVENTS, USER_FEATURES, *sql_model_keys),
     description="Rebuild one event day of silver, user features and every SQL model, in order; a failed "
     "blocking check stops what depends on it.",
-    tags={"lakehouse/pipeline": "daily"},
+    tags={"lakehouse/pipeline": "daily", **BATCH_LANE},
 )
 
 
@@ -53,6 +59,7 @@ daily_automation = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.assets(USER_FEATURES, *sql_model_keys),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
+    run_tags=BATCH_LANE,
     description="Refreshes features and SQL models of the days whose upstream was updated.",
 )
 

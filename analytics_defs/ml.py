@@ -13,6 +13,7 @@ import dagster as dg
 from analytics_defs.constants import (
     ANOMALY_CHAMPION,
     ANOMALY_MODEL,
+    BATCH_LANE,
     BEHAVIOR_ANOMALY_SCORES,
     ML_TRAINING_JOB,
     SEGMENTATION_CHAMPION,
@@ -29,7 +30,7 @@ ml_training_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(SEGMENTATION_MODEL, SEGMENTATION_CHAMPION, ANOMALY_MODEL, ANOMALY_CHAMPION),
     description="Train both models on a day of user features, log and register them in MLflow, and promote "
     "each one whose no_worse_than_champion check passes.",
-    tags={"lakehouse/pipeline": "ml"},
+    tags={"lakehouse/pipeline": "ml", **BATCH_LANE},
 )
 
 daily_retraining = dg.ScheduleDefinition(
@@ -46,6 +47,7 @@ scoring_automation = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.assets(USER_SEGMENTS, BEHAVIOR_ANOMALY_SCORES),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
+    run_tags=BATCH_LANE,
     description="Scores the latest days again when their features or a champion change.",
 )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 
+from analytics_defs.constants import TAG_LANE
 from settings import PROJECT_ROOT
 from stack.procs import VENV_BIN, ProcessSpec, http_ok, port_open
 from stack.services.base import Service
@@ -35,8 +36,12 @@ def write_dagster_yaml(dagster_home: Path) -> Path:
         "  module: dagster.core.run_coordinator\n"
         "  class: QueuedRunCoordinator\n"
         "  config:\n"
-        "    max_concurrent_runs: 2\n"
+        "    max_concurrent_runs: 3\n"
         "    dequeue_interval_seconds: 1\n"
+        "    # lanes: landing windows never queue behind a long silver, features or training run\n"
+        "    tag_concurrency_limits:\n"
+        f"      - {{key: '{TAG_LANE}', value: landing, limit: 2}}\n"
+        f"      - {{key: '{TAG_LANE}', value: batch, limit: 1}}\n"
         "run_launcher:\n"
         "  module: dagster.core.launcher\n"
         "  class: DefaultRunLauncher\n"
