@@ -45,7 +45,7 @@ def test_up_status_down_up_keeps_data_and_leaves_no_process(data_dir):
             conn.execute("INSERT INTO kept VALUES (42)")
 
         again = lakehouse(env, "up")  # a no-op for what runs
-        assert again.returncode == 0 and again.stdout.count(" running ") == 9, again.stdout
+        assert again.returncode == 0 and again.stdout.count(" running ") == 10, again.stdout
 
         pids = [int(p.read_text()) for p in cfg.run_dir.glob("*.pid")]
         assert len(pids) == 11  # postgres, kafka, flink-cep, alert-loader, spark, mlflow, dagster x3, dashboard, watchdog
