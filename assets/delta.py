@@ -44,9 +44,20 @@ def replace_where(
     writer.save(path)
 
 
-def read_table(spark: SparkSession, path: str, predicate: str | None = None) -> DataFrame:
-    df = spark.read.format("delta").load(path)
+def read_table(spark: SparkSession, path: str, predicate: str | None = None, version: int | None = None) -> DataFrame:
+    """The table (as of `version` when given: every query of the DataFrame then reads that one snapshot)."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    df = reader.load(path)
     return df.where(predicate) if predicate else df
+
+
+def current_version(path: str) -> int:
+    """The table's latest committed version (read with delta-rs, no Spark job)."""
+    from deltalake import DeltaTable
+
+    return DeltaTable(path).version()
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:

@@ -24,7 +24,7 @@ from datetime import time as clock
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from assets.delta import day_predicate, read_table, replace_where
+from assets.delta import current_version, day_predicate, read_table, replace_where
 
 SILVER_COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -75,10 +75,10 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def bronze_of_day(spark: SparkSession, bronze_path: str, day: date) -> DataFrame:
-    """Every bronze row whose event time falls on `day` (UTC)."""
+def bronze_of_day(spark: SparkSession, bronze_path: str, day: date, version: int | None = None) -> DataFrame:
+    """Every bronze row whose event time falls on `day` (UTC), of bronze as of `version` if given."""
     start, end = _day_bounds(day)
-    return read_table(spark, bronze_path).where(
+    return read_table(spark, bronze_path, version=version).where(
         (F.col("occurred_at_ts") >= F.lit(start)) & (F.col("occurred_at_ts") < F.lit(end))
     )
 
@@ -119,7 +119,9 @@ def typed(rows: DataFrame) -> DataFrame:
 def refine_day(spark: SparkSession, bronze_path: str, silver_path: str, day: date) -> RefineResult:
     """Replace silver's `day` with the deduplicated, typed bronze rows of that day."""
     started = time.perf_counter()
-    rows = ranked(bronze_of_day(spark, bronze_path, day)).persist()
+    # One bronze snapshot for the counts and the write: landing commits to bronze meanwhile, and an
+    # unpinned read would let the write see rows the counts did not (the check then fails).
+    rows = ranked(bronze_of_day(spark, bronze_path, day, current_version(bronze_path))).persist()
     try:
         counts = rows.agg(F.count("*").alias("rows"), F.count_if(F.col("_copy") == 1).alias("distinct")).first()
         replace_where(
