@@ -76,16 +76,25 @@ def write_workspace_yaml(dagster_home: Path, host: str, port: int) -> Path:
     return path
 
 
-class DagsterCode(Service):
+class _DagsterService(Service):
+    """What the three Dagster processes share: the instance config and the workspace, written by prepare."""
+
+    def prepare(self) -> None:
+        write_dagster_yaml(self.settings.dagster_home)
+        write_workspace_yaml(self.settings.dagster_home, self.settings.host, self.settings.dagster_code_port)
+
+    @property
+    def workspace(self) -> str:
+        return str(self.settings.dagster_home / "workspace.yaml")
+
+
+class DagsterCode(_DagsterService):
     """The code server: loads the code location once; runs are launched from it."""
 
     name = "dagster-code"
 
     def endpoint(self) -> str:
         return f"{self.settings.host}:{self.settings.dagster_code_port}"
-
-    def prepare(self) -> None:
-        write_dagster_yaml(self.settings.dagster_home)
 
     def spec(self) -> ProcessSpec:
         s = self.settings
@@ -104,22 +113,17 @@ class DagsterCode(Service):
         return port_open(self.settings.host, self.settings.dagster_code_port)
 
 
-class DagsterWebserver(Service):
+class DagsterWebserver(_DagsterService):
     name = "dagster-webserver"
 
     def endpoint(self) -> str:
         return f"http://{self.settings.host}:{self.settings.dagster_port}"
 
-    def prepare(self) -> None:
-        write_dagster_yaml(self.settings.dagster_home)
-        write_workspace_yaml(self.settings.dagster_home, self.settings.host, self.settings.dagster_code_port)
-
     def spec(self) -> ProcessSpec:
         s = self.settings
-        workspace = str(s.dagster_home / "workspace.yaml")
         return ProcessSpec(
             name=self.name,
-            argv=[str(VENV_BIN / "dagster-webserver"), "-h", s.host, "-p", str(s.dagster_port), "-w", workspace],
+            argv=[str(VENV_BIN / "dagster-webserver"), "-h", s.host, "-p", str(s.dagster_port), "-w", self.workspace],
             env=s.service_env(),
             cwd=PROJECT_ROOT,
             ports={"DAGSTER_PORT": s.dagster_port},
@@ -131,17 +135,13 @@ class DagsterWebserver(Service):
         return http_ok(f"{self.endpoint()}/server_info")
 
 
-class DagsterDaemon(Service):
+class DagsterDaemon(_DagsterService):
     name = "dagster-daemon"
-
-    def prepare(self) -> None:
-        write_dagster_yaml(self.settings.dagster_home)
-        write_workspace_yaml(self.settings.dagster_home, self.settings.host, self.settings.dagster_code_port)
 
     def spec(self) -> ProcessSpec:
         return ProcessSpec(
             name=self.name,
-            argv=[str(VENV_BIN / "dagster-daemon"), "run", "-w", str(self.settings.dagster_home / "workspace.yaml")],
+            argv=[str(VENV_BIN / "dagster-daemon"), "run", "-w", self.workspace],
             env=self.settings.service_env(),
             cwd=PROJECT_ROOT,
             healthy=self.healthy,
