@@ -143,6 +143,36 @@ def validate(df: DataFrame, name: str, expectations: Sequence[Expect]) -> GateRe
 
 
 def _validate(df, engine: str, name: str, expectations: Sequence[Expect]) -> GateResult:
+    """The suite first as BOOLEAN_ONLY: one bundle of aggregate metrics, none of the per-expectation
+    queries for sample unexpected values, which a passing gate (the usual case) does not need. Only if
+    something failed do the failed expectations run again in GX's SUMMARY format, for their counts."""
+    outcome = _run_suite(df, engine, name, expectations, "BOOLEAN_ONLY")
+    failing = [e for e in expectations if any(_is(e, r.expectation_config) for r in outcome.results if not r.success)]
+    if outcome.success and not failing:
+        return GateResult(True, len(outcome.results), [])
+    failed = []
+    for result in _run_suite(df, engine, name, failing, "SUMMARY").results:  # GX's order: each names its expectation
+        config = result.expectation_config
+        column = config.kwargs.get("column")
+        found = result.result or {}
+        detail = {"expectation": _class_name(config.type) + (f"({column})" if column else "")}
+        if "unexpected_count" in found:
+            detail["unexpected_count"] = found["unexpected_count"]
+        if "observed_value" in found:
+            detail["observed_value"] = found["observed_value"]
+        if result.exception_info and result.exception_info.get("raised_exception"):
+            detail["error"] = str(result.exception_info.get("exception_message"))[:500]
+        failed.append(detail)
+    return GateResult(False, len(outcome.results), failed)
+
+
+def _is(expectation: Expect, config) -> bool:
+    """Whether a result's expectation configuration is `expectation`."""
+    return (_class_name(config.type) == expectation.kind
+            and all(config.kwargs.get(k) == v for k, v in expectation.kwargs.items()))
+
+
+def _run_suite(df, engine: str, name: str, expectations: Sequence[Expect], result_format: str):
     with _LOCK:
         gx, _, sources = _context()
         source = sources[engine]
@@ -153,21 +183,6 @@ def _validate(df, engine: str, name: str, expectations: Sequence[Expect]) -> Gat
             suite = gx.ExpectationSuite(
                 name=asset_name, expectations=[getattr(gx.expectations, e.kind)(**e.kwargs) for e in expectations]
             )
-            outcome = batch.validate(suite)
+            return batch.validate(suite, result_format=result_format)
         finally:
             source.delete_asset(asset_name)
-    failed = []
-    for result in outcome.results:  # in GX's own order: each names its expectation
-        if not result.success:
-            config = result.expectation_config
-            column = config.kwargs.get("column")
-            found = result.result or {}
-            detail = {"expectation": _class_name(config.type) + (f"({column})" if column else "")}
-            if "unexpected_count" in found:
-                detail["unexpected_count"] = found["unexpected_count"]
-            if "observed_value" in found:
-                detail["observed_value"] = found["observed_value"]
-            if result.exception_info and result.exception_info.get("raised_exception"):
-                detail["error"] = str(result.exception_info.get("exception_message"))[:500]
-            failed.append(detail)
-    return GateResult(outcome.success and not failed, len(outcome.results), failed)

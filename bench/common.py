@@ -60,6 +60,10 @@ class Services:
     def __exit__(self, *exc) -> None:
         while self.started:
             self.supervisor.stop(self.started.pop().spec())
+        if exc and exc[0] is not None:  # a failed benchmark keeps its services' logs
+            kept = Path(tempfile.mkdtemp(prefix="lakehouse-bench-logs-"))
+            shutil.copytree(self.cfg.log_dir, kept, dirs_exist_ok=True)
+            print(f"benchmark failed: the services' logs are kept in {kept}", flush=True)
         shutil.rmtree(self.cfg.data_dir, ignore_errors=True)
 
     def pid(self, name: str) -> int | None:

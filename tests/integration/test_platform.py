@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -72,24 +73,33 @@ def test_migrations_are_versioned_and_idempotent(postgres_url):
 def test_bulk_upsert_inserts_updates_and_never_duplicates(postgres_url):
     # a day no other test scores: the table is shared by the session
     pg = PostgresResource(url=postgres_url)
+    day = date(2031, 6, 1)
     columns = ["user_id", "scored_date", "segment_id", "segment_name", "model_name", "model_version"]
-    rows = [(f"u{i}", "2031-06-01", i % 3, f"seg{i % 3}", "kmeans", "1") for i in range(1000)]
+    rows = [(f"u{i}", day, i % 3, f"seg{i % 3}", "kmeans", "1") for i in range(1000)]
     assert pg.bulk_upsert("user_segments", columns, rows, ["user_id", "scored_date"]) == 1000
+    assert pg.bulk_upsert("user_segments", columns, rows, ["user_id", "scored_date"]) == 0  # a re-run writes nothing
     # same keys again, segment changed, plus a key repeated inside the batch: last one wins
-    rows2 = [(f"u{i}", "2031-06-01", 7, "seg7", "kmeans", "2") for i in range(1000)]
-    rows2.append(("u1", "2031-06-01", 9, "seg9", "kmeans", "3"))
-    pg.bulk_upsert("user_segments", columns, rows2, ["user_id", "scored_date"])
+    rows2 = [(f"u{i}", day, 7, "seg7", "kmeans", "2") for i in range(1000)]
+    rows2.append(("u1", day, 9, "seg9", "kmeans", "3"))
+    assert pg.bulk_upsert("user_segments", columns, rows2, ["user_id", "scored_date"]) == 1000
     with pg.connection() as conn:
         count, distinct_segments = conn.execute(
-            "SELECT count(*), count(DISTINCT segment_id) FROM user_segments WHERE scored_date = '2031-06-01'"
+            "SELECT count(*), count(DISTINCT segment_id) FROM user_segments WHERE scored_date = %s", (day,)
         ).fetchone()
         u1 = conn.execute("SELECT segment_id, model_version FROM user_segments WHERE user_id = 'u1'").fetchone()
     assert count == 1000
     assert distinct_segments == 2 and u1 == (9, "3")
     # DO NOTHING mode keeps existing rows untouched
-    pg.bulk_upsert("user_segments", columns, [("u1", "2031-06-01", 0, "x", "kmeans", "4")], ["user_id", "scored_date"], ())
+    assert pg.bulk_upsert("user_segments", columns, [("u1", day, 0, "x", "kmeans", "4")],
+                          ["user_id", "scored_date"], ()) == 0
     with pg.connection() as conn:
         assert conn.execute("SELECT segment_id FROM user_segments WHERE user_id = 'u1'").fetchone() == (9,)
+    # a value without its column's Python type fails naming the table and the column, and writes nothing
+    with pytest.raises(TypeError, match=r"user_segments\.scored_date"):
+        pg.bulk_upsert("user_segments", columns, [("u2", "2031-06-01", 0, "x", "kmeans", "5")],
+                       ["user_id", "scored_date"])
+    with pg.connection() as conn:
+        assert conn.execute("SELECT model_version FROM user_segments WHERE user_id = 'u2'").fetchone() == ("2",)
 
 
 # ---------------------------------------------------------------------------- Spark + Delta
