@@ -23,9 +23,6 @@ from settings import ConfigError
 
 # JVM options of the stack's long-running JVMs: G1, and memory the heap does not need handed back to the
 # system after a periodic collection, so an idle stack stays small (PSS) while a busy one can still grow
-# glibc gives each thread that allocates its own malloc arena (up to 8 per core), and the JVMs' and
-# Python servers' many threads leave most of them half empty: two arenas cost little speed and much less memory
-SERVICE_ENV = {"MALLOC_ARENA_MAX": "2"}
 LEAN_G1 = ("-XX:+UseG1GC", "-XX:G1PeriodicGCInterval=60000", "-XX:MinHeapFreeRatio=10", "-XX:MaxHeapFreeRatio=30")
 
 # console scripts of this Python environment (mlflow, dagster-webserver, ...)
@@ -161,7 +158,7 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=spec.cwd,
-                env={**os.environ, **SERVICE_ENV, **spec.env},
+                env={**os.environ, **spec.env},
                 start_new_session=True,
                 user=spec.user,
                 group=spec.user,
