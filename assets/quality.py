@@ -128,18 +128,17 @@ def _context():
 def validate(df: DataFrame, name: str, expectations: Sequence[Expect]) -> GateResult:
     """Run `expectations` on the whole of `df`; the failed ones with their unexpected counts.
 
-    GX computes its metrics in several Spark queries; they run on a cached projection of only the
-    columns the expectations name, so the table is read once."""
+    Only the columns the expectations name are read. GX's few metric queries read them straight from
+    the table's Parquet files: caching the projection first cost more (1-3 s for a day of 5 million
+    events) than the second and third columnar reads it saves. The row count of a partition read is
+    answered from the Delta log."""
     columns = sorted({e.kwargs["column"] for e in expectations if "column" in e.kwargs})
-    data = (df.select(*columns) if columns else df).persist()
-    try:
-        if data.count() <= PANDAS_MAX_ROWS:
-            # a small partition (a minute window): GX's metric queries cost more than the data does
-            # through Spark Connect; the same suite on the same rows, collected once, takes a fraction
-            return _validate(data.toPandas(), "pandas", name, expectations)
-        return _validate(data, "spark", name, expectations)
-    finally:
-        data.unpersist()
+    data = df.select(*columns) if columns else df
+    if data.count() <= PANDAS_MAX_ROWS:
+        # a small partition (a minute window): GX's metric queries cost more than the data does
+        # through Spark Connect; the same suite on the same rows, collected once, takes a fraction
+        return _validate(data.toPandas(), "pandas", name, expectations)
+    return _validate(data, "spark", name, expectations)
 
 
 def _validate(df, engine: str, name: str, expectations: Sequence[Expect]) -> GateResult:

@@ -3,6 +3,7 @@ and the results file."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from typing import Self
 
 from settings import PROJECT_ROOT, Settings
 from stack.procs import Supervisor, free_port, group_members
-from stack.services import Kafka, MLflow, Postgres, Service, SparkConnect
+from stack.services import Kafka, MLflow, Postgres, Service, SparkConnect, SparkMaster, SparkWorker
 
 RESULTS = PROJECT_ROOT / "bench" / "RESULTS.md"
 
@@ -22,7 +23,7 @@ class Services:
     """Start the requested services of the stack for one benchmark; stop and delete them after."""
 
     def __init__(self, driver_memory: str = "4g", kafka: bool = False, postgres: bool = False,
-                 spark: bool = False, mlflow: bool = False):
+                 spark: bool = False, mlflow: bool = False, spark_cluster: str = "local", executor_memory: str = "2g"):
         root = Path(tempfile.mkdtemp(prefix="lakehouse-bench-"))
         root.chmod(0o755)  # the postgres OS user must traverse it when run as root
         self.cfg = Settings(
@@ -36,9 +37,19 @@ class Services:
             dashboard_port=free_port(),
             spark_driver_memory=driver_memory,
             simulator_enabled=False,
+            # SPARK_CLUSTER=standalone: a master and a worker (all the machine's cores) under the Connect server
+            spark_cluster=spark_cluster,
+            spark_master_port=free_port(),
+            spark_master_ui_port=free_port(),
+            spark_worker_ui_port=free_port(),
+            spark_worker_cores=os.cpu_count() or 2,
+            spark_worker_memory=executor_memory,
+            spark_executor_memory=executor_memory,
         )
         self.supervisor = Supervisor(self.cfg.run_dir, self.cfg.log_dir, self.cfg.host)
-        wanted = [(postgres or mlflow, Postgres), (kafka, Kafka), (spark, SparkConnect), (mlflow, MLflow)]
+        cluster = spark and spark_cluster == "standalone"
+        wanted = [(postgres or mlflow, Postgres), (kafka, Kafka), (cluster, SparkMaster), (cluster, SparkWorker),
+                  (spark, SparkConnect), (mlflow, MLflow)]
         self.services: list[Service] = [cls(self.cfg) for on, cls in wanted if on]
         self.started: list[Service] = []
 

@@ -15,6 +15,11 @@ each into fresh table paths, against the same Spark server. Prints rows/s of eac
 the asset's time to the bare time (median over rounds) and the Spark server's peak memory (VmHWM).
 
     .venv/bin/python -m bench.landing [--events 1000000] [--rounds 2] [--driver-memory 4g]
+                                      [--spark-cluster standalone [--executor-memory 4g]]
+
+With `--spark-cluster standalone` the Connect server runs on a Spark standalone master and one worker with
+every core of the machine (SPARK_CLUSTER=standalone), one executor of --executor-memory (default: the
+driver memory, so the executor has the heap the local[*] driver has), instead of local[*].
 """
 
 from __future__ import annotations
@@ -70,9 +75,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--spark-cluster", choices=["local", "standalone"], default="local")
+    parser.add_argument("--executor-memory", help="the standalone executor's memory (default: --driver-memory)")
     args = parser.parse_args()
+    executor_memory = args.executor_memory or args.driver_memory
 
-    with Services(driver_memory=args.driver_memory, kafka=True, postgres=True, spark=True) as svc:
+    with Services(driver_memory=args.driver_memory, kafka=True, postgres=True, spark=True,
+                  spark_cluster=args.spark_cluster, executor_memory=executor_memory) as svc:
         kafka = KafkaResource(bootstrap_servers=svc.cfg.kafka_bootstrap)
         produce_s = produce_one_window(svc.cfg.kafka_bootstrap, args.events)
         print(f"produced {args.events:,} events in {produce_s:.1f}s ({args.events / produce_s:,.0f}/s)")
@@ -131,16 +140,25 @@ def main() -> None:
             print(f"round {i + 1}: minimal {minimal_s[-1]:.2f}s, bare {bare_s[-1]:.2f}s, asset {asset_s[-1]:.2f}s")
         b, a, m = statistics.median(bare_s), statistics.median(asset_s), statistics.median(minimal_s)
         spark_peak = peak_rss_mb(svc.pid("spark-connect"))
+        if args.spark_cluster == "standalone":
+            spark_on = (f"Spark standalone: master + 1 worker, {svc.cfg.spark_worker_cores} cores, "
+                        f"executor memory {executor_memory}")
+            executor_peak = f"; worker + executor peak {peak_rss_mb(svc.pid('spark-worker')):,.0f} MB"
+        else:
+            spark_on, executor_peak = f"Spark local[{svc.cfg.spark_local_cores}]", ""
         lines = [
-            f"events in window: {request.messages:,}",
+            f"events in window: {request.messages:,}; {spark_on}",
             f"bare script:  median {b:.2f}s  -> {request.messages / b:,.0f} events/s   (runs: {', '.join(f'{x:.2f}' for x in bare_s)})",
             f"dagster run:  median {a:.2f}s  -> {request.messages / a:,.0f} events/s   (runs: {', '.join(f'{x:.2f}' for x in asset_s)})",
             f"minimal Spark: median {m:.2f}s  -> {request.messages / m:,.0f} events/s   (runs: {', '.join(f'{x:.2f}' for x in minimal_s)})",
             f"asset / bare: {a / b:.3f}x; bare / minimal: {b / m:.2f}x; asset / minimal: {a / m:.2f}x (target <= 1.3x)",
-            f"Spark Connect server peak memory (VmHWM): {spark_peak:,.0f} MB (driver memory {args.driver_memory})",
+            f"Spark Connect server peak memory (VmHWM): {spark_peak:,.0f} MB (driver memory {args.driver_memory}){executor_peak}",
         ]
         print("\n".join(lines))
-        append_result("Landing (bench/landing.py)", f"-m bench.landing --events {args.events} --rounds {args.rounds}", lines)
+        command = f"-m bench.landing --events {args.events} --rounds {args.rounds}"
+        if args.spark_cluster != "local":
+            command += f" --spark-cluster {args.spark_cluster}"
+        append_result("Landing (bench/landing.py)", command, lines)
         instance.dispose()
         spark.stop()  # before the server stops: pyspark's exit hook would retry against a dead server
 

@@ -49,8 +49,11 @@ class WindowNotClosed(RuntimeError):
     """The window's end (plus grace) has not passed yet: its offset range is not final."""
 
 
-def ensure_topics(admin: AdminClient, specs: Iterable[TopicSpec], timeout_s: float = 30) -> list[str]:
-    """Create missing topics and apply their configs; existing topics keep their data. Idempotent.
+def ensure_topics(
+    admin: AdminClient, specs: Iterable[TopicSpec], timeout_s: float = 30, replication_factor: int = 1
+) -> list[str]:
+    """Create missing topics (`replication_factor` replicas each) and apply their configs; existing topics
+    keep their data and their replicas. Idempotent.
 
     Returns the names created. A topic with fewer partitions than specified is grown (Kafka cannot
     shrink one); configs are applied incrementally so other settings stay untouched.
@@ -61,7 +64,8 @@ def ensure_topics(admin: AdminClient, specs: Iterable[TopicSpec], timeout_s: flo
     created = []
     if missing:
         futures = admin.create_topics(
-            [NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config) for s in missing],
+            [NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor,
+                      config=s.config) for s in missing],
             operation_timeout=timeout_s,
         )
         for name, future in futures.items():
@@ -129,6 +133,13 @@ class KafkaResource(dg.ConfigurableResource):
             return True
         except KafkaException:
             return False
+
+    def brokers(self, timeout_s: float = 3.0) -> int:
+        """How many brokers the cluster's metadata lists (0 if it does not answer)."""
+        try:
+            return len(self.admin(log_level=0).list_topics(timeout=timeout_s).brokers)
+        except KafkaException:
+            return 0
 
     def group_consuming(self, group_id: str, timeout_s: float = 2.0) -> bool:
         """The consumer group is stable with at least one member (its partitions are being read)."""

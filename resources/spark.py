@@ -31,6 +31,8 @@ DELTA_SESSION_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
 }
 
+_CONNECT_SESSIONS: dict[str, SparkSession] = {}  # Spark Connect URL -> this process's session on it
+
 
 class SparkResource(dg.ConfigurableResource):
     """A Spark session with Delta. Exactly one of `remote` (Spark Connect URL) or `master` is used:
@@ -46,9 +48,14 @@ class SparkResource(dg.ConfigurableResource):
         if self.master:
             return self._classic_session()
         if self.remote:
+            # One session per server: pyspark's getOrCreate() returns the process's first session whatever
+            # its URL, so a second resource pointed at another server would silently run on the first.
             # The generic builder (not pyspark.sql.connect's) also switches pyspark.sql.functions
             # into Connect mode for this process.
-            return SparkSession.builder.remote(self.remote).getOrCreate()
+            session = _CONNECT_SESSIONS.get(self.remote)
+            if session is None or session.is_stopped:
+                session = _CONNECT_SESSIONS[self.remote] = SparkSession.builder.remote(self.remote).create()
+            return session
         raise ConfigError(
             "Spark is not configured: set SPARK_REMOTE (e.g. sc://127.0.0.1:15002, the server `make up` starts) "
             "or SPARK_MASTER (e.g. local[2] or spark://host:7077)."

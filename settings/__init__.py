@@ -19,12 +19,13 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -37,6 +38,7 @@ MINUTE_FORMAT = "%Y-%m-%d-%H:%M"
 DASHBOARD_DB_ROLE = "lakehouse_dashboard"  # the read-only login of the managed cluster
 
 Port = Annotated[int, Field(gt=0, lt=65536)]
+JVM_MEMORY = r"[1-9][0-9]*[kKmMgGtT]"  # a JVM memory size as Spark takes it: 512m, 2g
 
 
 class ConfigError(RuntimeError):
@@ -74,6 +76,11 @@ class Settings(BaseSettings):
     kafka_controller_port: Port = _env("KAFKA_CONTROLLER_PORT", 9093)
     kafka_heap: str = _env("KAFKA_HEAP", "512m")
     user_events_partitions: int = _env("KAFKA_USER_EVENTS_PARTITIONS", 2, ge=1)
+    # managed KRaft nodes (each broker+controller, one quorum); node n listens on KAFKA_PORT + 2(n-1) and
+    # KAFKA_CONTROLLER_PORT + 2(n-1)
+    kafka_brokers: int = _env("KAFKA_BROKERS", 1, ge=1, le=9)
+    # replicas of each topic the stack creates; unset: as many as there are managed brokers, at most 3
+    kafka_replication_factor: int | None = _env("KAFKA_REPLICATION_FACTOR", None, ge=1)
     # PostgreSQL (analytics, Dagster and MLflow databases on one server)
     external_postgres_url: str | None = _env("POSTGRES_URL", None)
     postgres_port: Port = _env("POSTGRES_PORT", 5433)
@@ -92,6 +99,15 @@ class Settings(BaseSettings):
     spark_ui_port: Port = _env("SPARK_UI_PORT", 4040)
     spark_driver_memory: str = _env("SPARK_DRIVER_MEMORY", "2g")
     spark_local_cores: str = _env("SPARK_LOCAL_CORES", "*")
+    # Spark standalone (SPARK_CLUSTER=standalone): `up` starts a master and one worker and runs the Connect
+    # server's application on them instead of local[*]. The names are Spark's own for the same things.
+    spark_cluster: Literal["local", "standalone"] = _env("SPARK_CLUSTER", "local")
+    spark_master_port: Port = _env("SPARK_MASTER_PORT", 7077)
+    spark_master_ui_port: Port = _env("SPARK_MASTER_WEBUI_PORT", 8080)
+    spark_worker_ui_port: Port = _env("SPARK_WORKER_WEBUI_PORT", 8084)  # Spark's default 8081 is Flink's
+    spark_worker_cores: int = _env("SPARK_WORKER_CORES", 2, ge=1)
+    spark_worker_memory: str = _env("SPARK_WORKER_MEMORY", "2g")
+    spark_executor_memory: str = _env("SPARK_EXECUTOR_MEMORY", "2g")
     # Flink (the job's own knobs are read by flink_cep/settings.py)
     flink_rest_port: Port = _env("FLINK_REST_PORT", 8081)
     flink_cep_enabled: bool = _env("FLINK_CEP_ENABLED", True)
@@ -157,6 +173,63 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _kafka_cluster_fits(self) -> Settings:
+        if self.external_kafka is None and (self.kafka_replication_factor or 1) > self.kafka_brokers:
+            raise ValueError(
+                f"KAFKA_REPLICATION_FACTOR={self.kafka_replication_factor} needs as many brokers, but the stack runs "
+                f"KAFKA_BROKERS={self.kafka_brokers}: raise KAFKA_BROKERS or lower KAFKA_REPLICATION_FACTOR"
+            )
+        taken = {getattr(self, name): _env_name(name) for name in type(self).model_fields
+                 if name.endswith("_port") and not name.startswith("kafka_")}
+        for node, broker, controller in self.kafka_nodes:
+            for port in (broker, controller):
+                if port in taken:
+                    raise ValueError(
+                        f"Kafka node {node} listens on {port} (KAFKA_PORT / KAFKA_CONTROLLER_PORT + {2 * (node - 1)}), "
+                        f"which is {taken[port]}: move KAFKA_PORT / KAFKA_CONTROLLER_PORT or {taken[port]}"
+                    )
+        ports = [p for _, broker, controller in self.kafka_nodes for p in (broker, controller)]
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"KAFKA_PORT={self.kafka_port} and KAFKA_CONTROLLER_PORT={self.kafka_controller_port} "
+                             f"overlap for {self.kafka_brokers} brokers (node n takes each + 2(n-1)): set them apart")
+        return self
+
+    @model_validator(mode="after")
+    def _spark_cluster_fits(self) -> Settings:
+        if self.spark_cluster != "standalone":
+            return self
+        if self.external_spark_remote:
+            raise ValueError(
+                f"SPARK_CLUSTER=standalone runs the project's own Spark Connect server on its own cluster, but "
+                f"SPARK_REMOTE={self.external_spark_remote} names another server: unset SPARK_REMOTE, or set SPARK_CLUSTER=local"
+            )
+        if self.spark_master and self.spark_master != self.spark_cluster_url:
+            raise ValueError(
+                f"SPARK_CLUSTER=standalone starts a master at {self.spark_cluster_url}, but SPARK_MASTER={self.spark_master} "
+                f"points elsewhere: unset SPARK_MASTER (runs attach through Spark Connect), set it to {self.spark_cluster_url}, "
+                "or set SPARK_CLUSTER=local"
+            )
+        ports = {_env_name(name): getattr(self, name) for name in type(self).model_fields if name.endswith("_port")}
+        for mine in ("SPARK_MASTER_PORT", "SPARK_MASTER_WEBUI_PORT", "SPARK_WORKER_WEBUI_PORT"):
+            clash = [other for other, port in ports.items() if port == ports[mine] and other != mine]
+            if clash:
+                raise ValueError(f"{mine}={ports[mine]} is also {clash[0]}'s port: give {mine} a port of its own")
+        if _mebibytes(self.spark_executor_memory) > _mebibytes(self.spark_worker_memory):
+            raise ValueError(
+                f"SPARK_EXECUTOR_MEMORY={self.spark_executor_memory} is more than the worker offers "
+                f"(SPARK_WORKER_MEMORY={self.spark_worker_memory}), so no executor could start: raise SPARK_WORKER_MEMORY "
+                "or lower SPARK_EXECUTOR_MEMORY"
+            )
+        return self
+
+    @field_validator("spark_worker_memory", "spark_executor_memory")
+    @classmethod
+    def _jvm_memory(cls, value: str) -> str:
+        if not re.fullmatch(JVM_MEMORY, value):
+            raise ValueError("must be a JVM memory size: a whole number with k, m, g or t, e.g. 512m or 2g")
+        return value
+
     @field_validator("partitions_start")
     @classmethod
     def _minute(cls, value: str | None) -> str | None:
@@ -172,8 +245,24 @@ class Settings(BaseSettings):
 
     # ---- derived endpoints -------------------------------------------------------------------
     @property
+    def kafka_nodes(self) -> list[tuple[int, int, int]]:
+        """(node id, broker port, controller port) of each managed Kafka node."""
+        return [(n, self.kafka_port + 2 * (n - 1), self.kafka_controller_port + 2 * (n - 1))
+                for n in range(1, self.kafka_brokers + 1)]
+
+    @property
     def kafka_bootstrap(self) -> str:
-        return self.external_kafka or f"{self.host}:{self.kafka_port}"
+        return self.external_kafka or ",".join(f"{self.host}:{port}" for _, port, _ in self.kafka_nodes)
+
+    @property
+    def topic_replication_factor(self) -> int:
+        """KAFKA_REPLICATION_FACTOR, else every managed broker (at most 3) holds a replica."""
+        return self.kafka_replication_factor or (1 if self.external_kafka else min(self.kafka_brokers, 3))
+
+    @property
+    def topic_min_insync_replicas(self) -> int:
+        """Replicas a write with acks=all waits for: 2 of 3, so one broker may fail without losing a write."""
+        return 2 if self.topic_replication_factor >= 3 else 1
 
     @property
     def postgres_password_file(self) -> Path:
@@ -229,6 +318,16 @@ class Settings(BaseSettings):
         """The Spark UI (and its REST API under /api/v1) of the Spark Connect server."""
         host = urlsplit(self.spark_remote.replace("sc://", "http://", 1)).hostname or self.host
         return f"http://{host}:{self.spark_ui_port}"
+
+    @property
+    def spark_cluster_url(self) -> str:
+        """The managed standalone master (SPARK_CLUSTER=standalone) that the Connect server runs on."""
+        return f"spark://{self.host}:{self.spark_master_port}"
+
+    @property
+    def spark_master_ui_url(self) -> str:
+        """The standalone master's web UI; its /json lists workers and applications."""
+        return f"http://{self.host}:{self.spark_master_ui_port}"
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -334,6 +433,16 @@ def _ensure_secret(path: Path) -> str:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(24) + "\n")
     return path.read_text().strip()
+
+
+def _env_name(field: str) -> str:
+    """The environment variable of a settings field."""
+    return Settings.model_fields[field].validation_alias.choices[0]
+
+
+def _mebibytes(size: str) -> int:
+    """A JVM memory size (JVM_MEMORY: 512m, 2g) in MiB."""
+    return int(int(size[:-1]) * {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024**2}[size[-1].lower()])
 
 
 @cache

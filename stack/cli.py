@@ -71,15 +71,23 @@ def up(cfg: Settings) -> None:
         print(f"  Flink UI       http://{cfg.host}:{cfg.flink_rest_port}")
     if cfg.external_spark_remote is None and cfg.spark_master is None:
         print(f"  Spark UI       {cfg.spark_ui_url}")
+    if cfg.spark_cluster == "standalone":
+        print(f"  Spark master   {cfg.spark_master_ui_url}")
     print(f"  logs           {cfg.log_dir}")
 
 
 def down(cfg: Settings) -> None:
     sup = _supervisor(cfg)
     sup.stop(watchdog.spec(cfg))  # first, or it would restart what is being stopped
-    for service in reversed(all_services(cfg)):
-        if service.managed:
-            print(f"  {service.name:<18} {sup.stop(service.spec())}", flush=True)
+    services = [s for s in reversed(all_services(cfg, stopping=True)) if s.managed]
+    # the Kafka nodes stop together: the last node stopped alone would wait for a quorum that has left
+    nodes = [s for s in services if isinstance(s, Kafka)]
+    for service in services:
+        if service in nodes[1:]:
+            continue
+        group = nodes if service in nodes else [service]
+        for member, state in zip(group, sup.stop_together([s.spec() for s in group]), strict=True):
+            print(f"  {member.name:<18} {state}", flush=True)
 
 
 def status(cfg: Settings) -> int:
@@ -140,10 +148,27 @@ def ensure_chromium() -> None:
     apt_install(["chromium"], "install chromium (apt-get install chromium) for the dashboard's browser tests")
 
 
+DOCKER_COMPOSE = Path("/usr/bin/docker-compose")
+DOCKER_COMPOSE_HINT = "sudo apt-get install docker-compose (or run `lakehouse test` as root, which installs it)"
+
+
+def ensure_docker_compose() -> None:
+    """Debian's `docker-compose` (v1) for the test that validates docker/docker-compose.yml: it checks a
+    compose file without a Docker engine, and the machine's `docker` client has no compose plugin."""
+    if DOCKER_COMPOSE.exists():
+        return
+    if os.geteuid() != 0:
+        raise ConfigError(f"{DOCKER_COMPOSE} is missing: {DOCKER_COMPOSE_HINT}, for the compose file's test")
+    print("installing docker-compose from Debian packages (apt-get) to validate docker/docker-compose.yml ...",
+          flush=True)
+    apt_install(["docker-compose"], "install docker-compose (apt-get install docker-compose) for the compose test")
+
+
 def test(cfg: Settings, pytest_args: list[str]) -> int:
     """Unit tests, then integration tests (which start their own services on free ports)."""
     setup(cfg)
     ensure_chromium()
+    ensure_docker_compose()
     for marker in ("unit", "integration"):
         print(f"\n=== pytest -m {marker}", flush=True)
         code = subprocess.call([sys.executable, "-m", "pytest", "-m", marker, *pytest_args], cwd=PROJECT_ROOT)
@@ -159,7 +184,7 @@ def bootstrap(cfg: Settings) -> None:
     """What `up` creates once services run, against endpoints someone else runs (containers, clusters)."""
     cfg.ensure_deployment()
     write_dagster_yaml(cfg.dagster_home)
-    for service in (Postgres(cfg), Kafka(cfg)):
+    for service in (Postgres(cfg), Kafka(cfg, cfg.kafka_brokers)):  # the last node makes the topics
         if not service.managed:
             service.check_external()
         service.bootstrap()

@@ -183,20 +183,31 @@ class Supervisor:
 
     def stop(self, spec: ProcessSpec) -> str:
         """Signal the process group, wait, then kill what is left. Returns 'stopped' or 'not running'."""
-        pid = self.pid(spec.name)
-        if pid is None:
-            self.pid_file(spec.name).unlink(missing_ok=True)
-            return "not running"
-        stopping = self.stopping_file(spec.name)
-        stopping.touch()
+        return self.stop_together([spec])[0]
+
+    def stop_together(self, specs: Sequence[ProcessSpec]) -> list[str]:
+        """`stop` of several services at once: each is signalled before any is waited for (the nodes of
+        a Kafka quorum: the last one stopped alone waits for the quorum that has left)."""
+        running = {spec.name: self.pid(spec.name) for spec in specs}
+        for spec in specs:
+            if running[spec.name] is None:
+                self.pid_file(spec.name).unlink(missing_ok=True)
+            else:
+                self.stopping_file(spec.name).touch()
         try:
-            _signal_group(pid, spec.stop_signal)
-            if not wait_until(lambda: not group_members(pid), spec.stop_timeout_s, 0.1):
-                _signal_group(pid, signal.SIGKILL)
-            self._gone(spec, pid)
+            for spec in specs:
+                if running[spec.name] is not None:
+                    _signal_group(running[spec.name], spec.stop_signal)
+            for spec in specs:
+                pid = running[spec.name]
+                if pid is not None:
+                    if not wait_until(lambda pid=pid: not group_members(pid), spec.stop_timeout_s, 0.1):
+                        _signal_group(pid, signal.SIGKILL)
+                    self._gone(spec, pid)
         finally:
-            stopping.unlink(missing_ok=True)
-        return "stopped"
+            for spec in specs:
+                self.stopping_file(spec.name).unlink(missing_ok=True)
+        return ["not running" if running[spec.name] is None else "stopped" for spec in specs]
 
     def kill(self, spec: ProcessSpec) -> None:
         """SIGKILL the process group at once, also when its leader is already gone (crash tests, and the

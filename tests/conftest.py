@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from settings import Settings
 from stack.procs import ProcessSpec, Supervisor, free_port
-from stack.services import Dashboard, Kafka, MLflow, Postgres, Service, SparkConnect
+from stack.services import Dashboard, Kafka, MLflow, Postgres, Service, SparkConnect, SparkMaster, SparkWorker
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -128,6 +128,23 @@ def spark_remote(stack_cfg: Settings, services: _Running) -> str:
     """sc:// URL of a real, test-owned Spark Connect server with the Kafka source and Delta."""
     services.start(SparkConnect(stack_cfg))
     return stack_cfg.spark_remote
+
+
+@pytest.fixture(scope="module")
+def spark_cluster(stack_root: Path) -> Iterator[Settings]:
+    """Settings of a real Spark standalone master and worker (SPARK_CLUSTER=standalone) with a Spark Connect
+    server whose application runs on them, on free ports in a data dir of their own; stopped after the module."""
+    cfg = Settings(data_dir=stack_root / "spark-cluster", spark_cluster="standalone", spark_connect_port=free_port(),
+                   spark_ui_port=free_port(), spark_master_port=free_port(), spark_master_ui_port=free_port(),
+                   spark_worker_ui_port=free_port(), spark_driver_memory="1g", spark_worker_cores=2,
+                   spark_worker_memory="1g", spark_executor_memory="1g", simulator_enabled=False)
+    running = _Running(Supervisor(cfg.run_dir, cfg.log_dir, cfg.host))
+    try:
+        for service in (SparkMaster(cfg), SparkWorker(cfg), SparkConnect(cfg)):
+            running.start(service)
+        yield cfg
+    finally:
+        running.stop_all()
 
 
 @pytest.fixture(scope="session")

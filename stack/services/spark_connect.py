@@ -1,4 +1,5 @@
-"""Spark Connect: a long-running server in local mode, with the Kafka source and Delta on its classpath.
+"""Spark Connect: a long-running server in local mode (or on the standalone cluster of spark_cluster.py,
+SPARK_CLUSTER=standalone), with the Kafka source and Delta on its classpath (and its executors').
 
 Runs attach to it in well under a second (`SPARK_REMOTE=sc://…`) instead of starting a JVM each. Its
 Spark UI (jobs, stages, executors, the Connect sessions) listens on LAKEHOUSE_BIND_HOST:SPARK_UI_PORT; the
@@ -11,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import requests
 
 import jvm
 from resources.spark import DELTA_SESSION_CONF
@@ -37,6 +40,7 @@ class SparkConnect(Service):
         s = self.settings
         spark_home = jvm.pyspark_jars_dir().parent
         extra = os.pathsep.join(str(j) for j in jvm.spark_extra_jars(s.jvm_lib_dir))
+        java_opts = f"-Djava.net.preferIPv4Stack=true {' '.join(LEAN_G1)} -Dlog4j2.configurationFile={self.log4j_config}"
         conf = {
             **DELTA_SESSION_CONF,
             "spark.driver.extraClassPath": extra,
@@ -54,14 +58,25 @@ class SparkConnect(Service):
             "spark.sql.connect.ui.retainedStatements": "200",
             "spark.sql.warehouse.dir": str(s.data_dir / "warehouse" / "spark-warehouse"),
             "spark.local.dir": str(s.data_dir / "spark" / "tmp"),
-            "spark.driver.extraJavaOptions": f"-Djava.net.preferIPv4Stack=true {' '.join(LEAN_G1)} "
-            f"-Dlog4j2.configurationFile={self.log4j_config}",
+            "spark.driver.extraJavaOptions": java_opts,
         }
+        master = f"local[{s.spark_local_cores}]"
+        if s.spark_cluster == "standalone":
+            master = s.spark_cluster_url
+            conf |= {
+                # executors run in the worker's JVMs: they read Kafka and write Delta, so they need the same jars
+                "spark.executor.extraClassPath": extra,
+                "spark.executor.memory": s.spark_executor_memory,
+                "spark.executor.extraJavaOptions": java_opts,
+                "spark.executor.logs.rolling.strategy": "size",
+                "spark.executor.logs.rolling.maxSize": str(16 * 1024 * 1024),
+                "spark.executor.logs.rolling.maxRetainedFiles": "3",
+            }
         argv = [
             str(spark_home / "bin" / "spark-submit"),
             "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
             "--name", "lakehouse-spark-connect",
-            "--master", f"local[{s.spark_local_cores}]",
+            "--master", master,
             "--driver-memory", s.spark_driver_memory,
         ]
         for key, value in conf.items():
@@ -91,10 +106,25 @@ class SparkConnect(Service):
         )
 
     def healthy(self) -> bool:
-        return port_open(self.settings.host, self.settings.spark_connect_port)
+        """Accepting sessions; on a standalone cluster also holding an executor (else every query would wait)."""
+        s = self.settings
+        if not port_open(s.host, s.spark_connect_port):
+            return False
+        return s.spark_cluster != "standalone" or bool(cluster_executors(s.spark_ui_url))
 
     def check_external(self) -> None:
         target = urlsplit(self.settings.spark_remote.replace("sc://", "http://", 1))
         if not port_open(target.hostname or "", target.port or 15002, timeout=3):
             raise ConfigError(f"Spark Connect at SPARK_REMOTE={self.settings.spark_remote} does not answer: "
                               "point it at a running server, or unset it to run the project's own.")
+
+
+def cluster_executors(ui_url: str) -> list[dict]:
+    """The application's active executors other than the driver, from its Spark UI's REST API (/api/v1):
+    id, hostPort, totalCores, totalTasks, ... Empty when the UI does not answer."""
+    try:
+        apps = requests.get(f"{ui_url}/api/v1/applications", timeout=2).json()
+        executors = requests.get(f"{ui_url}/api/v1/applications/{apps[0]['id']}/executors", timeout=2).json()
+    except (requests.RequestException, ValueError, LookupError, TypeError):
+        return []
+    return [e for e in executors if e.get("id") != "driver" and e.get("isActive")]

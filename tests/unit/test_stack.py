@@ -48,9 +48,40 @@ def test_bad_settings_fail_fast_with_the_name_to_set():
         Settings.from_env({"FLINK_CEP_ENABLED": "perhaps"})
 
 
+def test_a_kafka_cluster_is_three_nodes_of_one_quorum_with_replicated_topics(tmp_path):
+    from stack.services import Kafka, all_services
+
+    cfg = Settings.from_env({"LAKEHOUSE_DATA_DIR": str(tmp_path), "KAFKA_BROKERS": "3"})
+    assert cfg.kafka_bootstrap == "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+    assert (cfg.topic_replication_factor, cfg.topic_min_insync_replicas) == (3, 2)
+    nodes = [s for s in all_services(cfg) if isinstance(s, Kafka)]
+    assert [(n.name, n.port, n.controller_port) for n in nodes] == [
+        ("kafka", 9092, 9093), ("kafka-2", 9094, 9095), ("kafka-3", 9096, 9097)]
+    props = dict(line.split("=", 1) for line in nodes[1]._server_properties().splitlines() if line)
+    assert props["node.id"] == "2" and props["listeners"].startswith("PLAINTEXT://127.0.0.1:9094,")
+    assert props["controller.quorum.bootstrap.servers"] == "127.0.0.1:9093,127.0.0.1:9095,127.0.0.1:9097"
+    assert props["min.insync.replicas"] == "2" and props["offsets.topic.replication.factor"] == "3"
+    cluster = nodes[0]._cluster()  # made once, the same for every node
+    assert nodes[2]._cluster() == cluster and cluster["initial_controllers"].count("@127.0.0.1:") == 3
+    single = Settings.from_env({"LAKEHOUSE_DATA_DIR": str(tmp_path / "one")})
+    assert (single.kafka_bootstrap, single.topic_replication_factor, single.topic_min_insync_replicas) == (
+        "127.0.0.1:9092", 1, 1)
+    with pytest.raises(ConfigError, match=r"formatted for 3 broker\(s\), not KAFKA_BROKERS=1: set KAFKA_BROKERS=3"):
+        Kafka(Settings.from_env({"LAKEHOUSE_DATA_DIR": str(tmp_path)}))._cluster()
+
+
+def test_kafka_cluster_settings_fail_fast_with_what_to_set():
+    with pytest.raises(ConfigError, match="KAFKA_REPLICATION_FACTOR=3 needs as many brokers.*raise KAFKA_BROKERS"):
+        Settings.from_env({"KAFKA_REPLICATION_FACTOR": "3"})
+    with pytest.raises(ConfigError, match="Kafka node 2 listens on 9094 .* which is POSTGRES_PORT"):
+        Settings.from_env({"KAFKA_BROKERS": "3", "POSTGRES_PORT": "9094"})
+    with pytest.raises(ConfigError, match="overlap for 3 brokers"):
+        Settings.from_env({"KAFKA_BROKERS": "3", "KAFKA_PORT": "9000", "KAFKA_CONTROLLER_PORT": "9002"})
+
+
 def _server_spec(tmp_path: Path, port: int, name: str = "echo") -> ProcessSpec:
     # a parent that forks a child: stop must take the whole process group down
-    script = tmp_path / "server.py"
+    script = tmp_path / f"{name}.py"
     script.write_text(textwrap.dedent(f"""
         import http.server, subprocess, sys
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
@@ -76,6 +107,17 @@ def test_supervisor_starts_once_and_stops_the_whole_group(tmp_path):
     assert sup.stop(spec) == "stopped"
     assert group_members(pid) == []
     assert sup.stop(spec) == "not running"
+
+
+def test_services_stopped_together_are_all_signalled_before_any_is_waited_for(tmp_path):
+    sup = Supervisor(tmp_path / "run", tmp_path / "logs")
+    specs = [_server_spec(tmp_path, free_port(), name) for name in ("one", "two")]
+    for spec in specs:
+        sup.start(spec)
+    pids = [sup.pid(spec.name) for spec in specs]
+    assert sup.stop_together([*specs, _server_spec(tmp_path, free_port(), "never")]) == [
+        "stopped", "stopped", "not running"]
+    assert all(group_members(pid) == [] for pid in pids)
 
 
 def test_port_in_use_names_the_setting(tmp_path):
