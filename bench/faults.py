@@ -8,7 +8,10 @@ window reconciles with Kafka, whether bronze holds any offset twice, and the CEP
 simulator's truth. Also restarts the simulator alone, and the whole stack through down/up (issue:
 restarts must not flood alerts).
 
-    .venv/bin/python -m bench.faults [--rate 200] [--scenario-rate 20]
+    .venv/bin/python -m bench.faults [--rate 200] [--scenario-rate 20] [--brokers 3]
+
+With --brokers 3 the stack runs a three-broker Kafka cluster and the drill is one broker's kill -9 (the
+watchdog restarts it): landing and the CEP job go on with the two that survive.
 
 tests/integration/test_faults.py runs the same drill and asserts on its outcome.
 """
@@ -36,6 +39,7 @@ from stack.services import Simulator
 from tests.lakehouse_cli import cli_env, lakehouse
 
 FAULTS = ("spark-connect", "kafka", "postgres", "dagster-daemon", "flink-cep", "alert-loader")
+BROKER_FAULT = ("kafka",)  # on a three-broker cluster: one broker (the first of every client's bootstrap list)
 FRESHNESS_TARGET_S = 90.0
 KILL_AT_SECOND = 40  # of a minute of wall (broker) time
 
@@ -104,24 +108,23 @@ def restart_simulator(cfg: Settings) -> None:
     supervisor.start(simulator.spec())
 
 
-def drill(env: dict, phase_s: float = 60) -> DrillResult:
-    """Run the drill on a stack started with `env`; returns what the test asserts on."""
+def drill(env: dict, phase_s: float = 60, faults: tuple[str, ...] = FAULTS, restarts: bool = True) -> DrillResult:
+    """Run the drill on a stack started with `env`; returns what the test asserts on. `faults` are the
+    services killed in turn; `restarts` adds the simulator's two restarts and the stack's down/up."""
     cfg = Settings.from_env(env)
     result = DrillResult()
-    up = lakehouse(env, "up")
-    if up.returncode != 0:
-        raise RuntimeError(up.stdout + up.stderr)
+    _up(env)
     time.sleep(phase_s)
-    restart_simulator(cfg)  # the simulator alone, twice, as a user would
-    time.sleep(phase_s / 2)
-    restart_simulator(cfg)
-    for name in FAULTS:
+    if restarts:
+        restart_simulator(cfg)  # the simulator alone, twice, as a user would
+        time.sleep(phase_s / 2)
+        restart_simulator(cfg)
+    for name in faults:
         _sleep_until_second(KILL_AT_SECOND)  # late in a window: its close waits for the recovery
         result.faults.append(fault(env, cfg, name))
-    assert lakehouse(env, "down").returncode == 0  # and the whole stack, through down and up
-    up = lakehouse(env, "up")
-    if up.returncode != 0:
-        raise RuntimeError(up.stdout + up.stderr)
+    if restarts:
+        assert lakehouse(env, "down").returncode == 0  # and the whole stack, through down and up
+        _up(env)
     time.sleep(phase_s)
     Supervisor(cfg.run_dir, cfg.log_dir, cfg.host).stop(Simulator(cfg).spec())  # its last truth file
     stopped = time.time()
@@ -137,6 +140,12 @@ def drill(env: dict, phase_s: float = 60) -> DrillResult:
     scored = lakehouse(env, "score-alerts", "--min-precision", "0.99", "--min-recall", "1.0", timeout=300)
     result.score_exit, result.score_report = scored.returncode, scored.stdout
     return result
+
+
+def _up(env: dict) -> None:
+    up = lakehouse(env, "up")
+    if up.returncode != 0:
+        raise RuntimeError(up.stdout + up.stderr)
 
 
 def _sleep_until_second(second: int) -> None:
@@ -156,16 +165,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--scenario-rate", type=float, default=20)
+    parser.add_argument("--brokers", type=int, default=1,
+                        help="3: a three-broker Kafka cluster, and the drill kills one broker only")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="lakehouse-faults-"))
     data_dir.chmod(0o755)
     env = cli_env(data_dir, SIMULATOR_ENABLED="1", SIMULATOR_RATE=str(args.rate),
-                  SIMULATOR_SCENARIO_RATE=str(args.scenario_rate))
+                  SIMULATOR_SCENARIO_RATE=str(args.scenario_rate), KAFKA_BROKERS=str(args.brokers))
     try:
-        result = drill(env)
+        result = drill(env) if args.brokers == 1 else drill(env, faults=BROKER_FAULT, restarts=False)
     finally:
         lakehouse(env, "down")
-    lines = [f"stack at {args.rate} events/s, {args.scenario_rate} scenarios/min; kill -9 of each service in turn:"]
+    lines = [(f"stack at {args.rate} events/s, {args.scenario_rate} scenarios/min, {args.brokers} Kafka broker(s); "
+              "kill -9 of each service in turn:")]
     for f in result.faults:
         lines.append(f"  {f.service:<15} healthy again after {f.healthy_after_s:.0f} s; the window it hit "
                      f"landed after {f.landed_after_s:.0f} s; worst freshness {f.worst_freshness_s:.0f} s "
@@ -175,7 +187,8 @@ def main() -> None:
               f"bronze: {result.bronze_rows:,} rows, {result.bronze_distinct_offsets:,} distinct Kafka offsets",
               f"score-alerts (exit {result.score_exit}):", *result.score_report.splitlines()[:7]]
     print("\n".join(lines))
-    append_result("Fault drill (bench/faults.py)", f"-m bench.faults --rate {args.rate} --scenario-rate {args.scenario_rate}",
+    append_result("Fault drill (bench/faults.py)",
+                  f"-m bench.faults --rate {args.rate} --scenario-rate {args.scenario_rate} --brokers {args.brokers}",
                   lines)
 
 

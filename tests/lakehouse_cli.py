@@ -5,18 +5,27 @@ import socket
 import subprocess
 from pathlib import Path
 
-from stack.procs import free_port
+from stack.procs import free_port, port_open
 
 LAKEHOUSE = str(Path(os.sys.executable).parent / "lakehouse")
 EXTERNAL = ("POSTGRES_URL", "KAFKA_BOOTSTRAP_SERVERS", "MLFLOW_TRACKING_URI", "SPARK_REMOTE", "SPARK_MASTER")
 
 
+def free_port_run(length: int) -> int:
+    """A free port followed by `length - 1` free ports (Kafka node n listens on KAFKA_PORT + 2(n-1))."""
+    while True:
+        base = free_port()
+        if base + length < 65536 and not any(port_open("127.0.0.1", p) for p in range(base, base + length)):
+            return base
+
+
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in EXTERNAL}
+    kafka = free_port_run(2 * int(extra.get("KAFKA_BROKERS", 1)))
     env.update(
         LAKEHOUSE_DATA_DIR=str(data_dir),
-        KAFKA_PORT=str(free_port()),
-        KAFKA_CONTROLLER_PORT=str(free_port()),
+        KAFKA_PORT=str(kafka),
+        KAFKA_CONTROLLER_PORT=str(kafka + 1),
         POSTGRES_PORT=str(free_port()),
         MLFLOW_PORT=str(free_port()),
         DAGSTER_PORT=str(free_port()),
