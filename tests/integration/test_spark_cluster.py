@@ -59,8 +59,9 @@ def on_cluster(spark_cluster, kafka_bootstrap, postgres_url, stack_root, produce
 
 
 @pytest.fixture(scope="module")
-def on_local(spark_remote, kafka_bootstrap, postgres_url, stack_root, produced):
-    """The same windows landed through the local[*] Connect server."""
+def on_local(spark_remote, spark, kafka_bootstrap, postgres_url, stack_root, produced):
+    """The same windows landed through the local[*] Connect server (with the session of `spark`, which the
+    session's teardown stops before that server stops)."""
     return _land(spark_remote, kafka_bootstrap, postgres_url, stack_root / "warehouse-local", produced["since_ms"])
 
 
