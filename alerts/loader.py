@@ -114,7 +114,7 @@ class Loader:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaResource,
         postgres_url: str,
         *,
         topic: str = SECURITY_ALERTS,
@@ -127,7 +127,7 @@ class Loader:
         self.max_batch = max_batch
         self.poll_timeout_s = poll_timeout_s
         self.stats = LoaderStats()
-        self._kafka = KafkaResource(bootstrap_servers=bootstrap_servers)
+        self._kafka = kafka
         self.group_id = group_id
         self._conn: psycopg.Connection | None = None
 
@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     log.info("loading %s from %s into %s", args.topic, cfg.kafka_bootstrap, redact(cfg.postgres_url))
-    stats = Loader(cfg.kafka_bootstrap, cfg.postgres_url, topic=args.topic, group_id=args.group_id).run(stop)
+    loader = Loader(KafkaResource.from_settings(cfg), cfg.postgres_url, topic=args.topic, group_id=args.group_id)
+    stats = loader.run(stop)
     log.info("stopped: %s", stats)
     return 0
 

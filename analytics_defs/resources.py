@@ -20,7 +20,7 @@ from settings import Settings
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
-        "kafka": KafkaResource(bootstrap_servers=settings.kafka_bootstrap),
+        "kafka": KafkaResource.from_settings(settings),
         "spark": SparkResource(
             remote=None if settings.spark_master else settings.spark_remote,
             master=settings.spark_master,

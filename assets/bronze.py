@@ -111,6 +111,7 @@ def bronze_landing(
         bronze_path,
         quarantine_path,
         ParseLimits(config.max_payload_bytes, config.max_future_skew_ms),
+        security=kafka.java_config(),
     )
     balance = balance_windows(bronze_path, quarantine_path, start, end, ranges)
     landed = read_table(session, bronze_path, window_range_predicate(start, end))

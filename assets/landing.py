@@ -24,7 +24,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -108,9 +108,17 @@ class LandingResult:
 
 
 def read_kafka_range(
-    spark: SparkSession, bootstrap_servers: str, topic: str, ranges: Sequence[PartitionRange]
+    spark: SparkSession,
+    bootstrap_servers: str,
+    topic: str,
+    ranges: Sequence[PartitionRange],
+    security: Mapping[str, str] | None = None,
 ) -> DataFrame:
     """Exactly the messages in `ranges` ([start, end) per partition); fails if any were deleted.
+
+    `security` holds the Kafka client's transport properties (`KafkaResource.java_config()`: SASL_SSL, the
+    SCRAM login, the PEM trust store), taken prefixed `kafka.`; Spark redacts option values that mention a
+    password (spark.redaction.regex) wherever it shows them.
 
     A Spark task reads at most about MESSAGES_PER_TASK messages (`minPartitions` splits a long range):
     a task's cached block is built in memory, and a window of millions of messages in one task per
@@ -119,6 +127,7 @@ def read_kafka_range(
     tasks = max(len(ranges), math.ceil(sum(r.count for r in ranges) / MESSAGES_PER_TASK))
     return (
         spark.read.format("kafka")
+        .options(**{f"kafka.{k}": v for k, v in (security or {}).items()})
         .option("minPartitions", str(tasks))
         .option("kafka.bootstrap.servers", bootstrap_servers)
         .option("assign", json.dumps({topic: partitions}))
@@ -260,11 +269,12 @@ def land_windows(
     bronze_path: str,
     quarantine_path: str,
     limits: ParseLimits = ParseLimits(),
+    security: Mapping[str, str] | None = None,
 ) -> LandingResult:
     """Read the offset ranges of the windows in [start, end), validate, and replace those windows in
-    both tables."""
+    both tables. `security`: the Kafka transport's Java properties, as `read_kafka_range` takes them."""
     started = time.perf_counter()
-    parsed = parse_user_events(read_kafka_range(spark, bootstrap_servers, topic, ranges), limits)
+    parsed = parse_user_events(read_kafka_range(spark, bootstrap_servers, topic, ranges, security), limits)
     cached = parsed.persist()  # read and parse once; duplicates found, counted and written from the cache
     try:
         checked = mark_duplicates(cached, duplicate_copies(cached))

@@ -46,7 +46,7 @@ def produce_spread(kafka: KafkaResource, windows: int, per_window: int) -> int:
     total = windows * per_window
     sim = Simulator(SimulatorConfig(seed=3, clock="simulated", count=total, rate=total / (windows * 60),
                                     start_ms=first_ms, malformed_rate=0.002))
-    producer = make_producer(kafka.bootstrap_servers)
+    producer = make_producer(kafka.bootstrap_servers, security=kafka.transport.librdkafka())
     for i, message in enumerate(sim.events()):
         stamp = first_ms + i * (windows * WINDOW_MS) // total
         producer.produce(USER_EVENTS, value=message.value, key=message.key, timestamp=stamp,
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--per-window", type=int, default=2000)
     args = parser.parse_args()
     with Services(driver_memory="4g", kafka=True, postgres=True, spark=True) as svc:
-        kafka = KafkaResource(bootstrap_servers=svc.cfg.kafka_bootstrap)
+        kafka = KafkaResource.from_settings(svc.cfg)
         first_ms = produce_spread(kafka, args.windows, args.per_window)
         keys = [window_key(first_ms + i * WINDOW_MS) for i in range(args.windows)]
         root = Path(tempfile.mkdtemp(prefix="bench-backfill-", dir=svc.cfg.data_dir))

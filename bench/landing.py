@@ -82,7 +82,7 @@ def main() -> None:
 
     with Services(driver_memory=args.driver_memory, kafka=True, postgres=True, spark=True,
                   spark_cluster=args.spark_cluster, executor_memory=executor_memory) as svc:
-        kafka = KafkaResource(bootstrap_servers=svc.cfg.kafka_bootstrap)
+        kafka = KafkaResource.from_settings(svc.cfg)
         produce_s = produce_one_window(svc.cfg.kafka_bootstrap, args.events)
         print(f"produced {args.events:,} events in {produce_s:.1f}s ({args.events / produce_s:,.0f}/s)")
         time.sleep(max(0.0, 60 - time.time() % 60) + 2.5)  # let the window close

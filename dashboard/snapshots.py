@@ -41,7 +41,7 @@ class Dashboard:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.db = Database.for_settings(settings)
-        self.kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap, request_timeout_s=3.0)
+        self.kafka = KafkaResource.from_settings(settings, request_timeout_s=3.0)
         self.feed = AlertFeed(self.db, settings.dashboard_db_url)
         self.health_checker = HealthChecker(settings, self.db, self.kafka)
         self.quarantine_path = WarehouseResource(root=settings.warehouse).table_path(BRONZE_QUARANTINE_TABLE)

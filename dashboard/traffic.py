@@ -83,7 +83,7 @@ class Job:
 class TrafficGenerator:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap)
+        self.kafka = KafkaResource.from_settings(settings)
         self.job: Job | None = None
         self._lock = threading.Lock()
 

@@ -206,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = JobSettings.from_env()
     thresholds = DetectionThresholds.from_env()
     if args.print_sql:
-        print(";\n\n".join(job_statements(thresholds, settings)) + ";")
+        text = ";\n\n".join(job_statements(thresholds, settings)) + ";"
+        for key, value in settings.kafka_properties().items():
+            if key == "sasl.jaas.config":  # the statements as they run, but never the password
+                text = text.replace(value, value.split(" password=")[0] + ' password="***";')
+        print(text)
         return 0
     if settings.time_mode != PROCTIME:
         log.info("rowtime ordering: watermark interval %d ms, idleness %d ms",

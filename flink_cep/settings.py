@@ -24,10 +24,14 @@ the main virtualenv (stack/flink.py) and the Flink virtualenv (flink_cep/job.py)
 | FLINK_JVM_OPTS                | G1, 20 ms pause goal, periodic GC         | further JVM options of that JVM           |
 | FLINK_CEP_RULES               | all five                                  | comma-separated rule names to run         |
 | LAKEHOUSE_JVM_LIB_DIR         | <checkout>/jvm/lib                        | jars resolved by jvm/pom.xml (the Kafka connector) |
+| KAFKA_SECURITY                | plaintext                                 | sasl_ssl: TLS + SCRAM-SHA-512 to the brokers |
+| KAFKA_SASL_USERNAME           | lakehouse                                 | sasl_ssl: the SCRAM user                  |
+| KAFKA_SASL_PASSWORD_FILE      | <LAKEHOUSE_DATA_DIR>/secrets/kafka-client-password | sasl_ssl: file holding its password |
+| KAFKA_SSL_CA_FILE             | the managed CA (unset with KAFKA_BOOTSTRAP_SERVERS: the JVM's) | sasl_ssl: PEM trust store |
 
 The names shared with the main settings (LAKEHOUSE_DATA_DIR, LAKEHOUSE_BIND_HOST, KAFKA_BOOTSTRAP_SERVERS,
-FLINK_REST_PORT, LAKEHOUSE_JVM_LIB_DIR) have the same defaults and resolve relative paths the same way
-(against the working directory); tests/unit/test_settings.py holds the two readers to that. The stack
+FLINK_REST_PORT, LAKEHOUSE_JVM_LIB_DIR and the KAFKA_SECURITY family) have the same defaults and resolve
+relative paths the same way (against the working directory); tests/unit/test_settings.py holds the two readers to that. The stack
 passes them to the job explicitly, so the job reads exactly what `lakehouse up` decided.
 """
 
@@ -46,6 +50,10 @@ JOB_NAME = "lakehouse-cep"
 ALL_RULES: tuple[str, ...] = tuple(RULE_SEVERITY)
 DEFAULT_DATA_DIR = ".lakehouse"
 DEFAULT_JVM_LIB_DIR = Path(__file__).resolve().parent.parent / "jvm" / "lib"
+KAFKA_SECURITY_CHOICES = ("plaintext", "sasl_ssl")
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+# flink-sql-connector-kafka relocates the Kafka client: its JAAS login module has the shaded name
+SHADED_SCRAM_LOGIN_MODULE = "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule"
 
 
 class SettingsError(ValueError):
@@ -61,6 +69,10 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     if value < minimum:
         raise SettingsError(f"{name}={value} must be >= {minimum}")
     return value
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser().resolve() if value else None
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,11 @@ class JobSettings:
     jvm_opts: str = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:G1PeriodicGCInterval=60000 -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30"
     rules: tuple[str, ...] = ALL_RULES
     jvm_lib_dir: Path = DEFAULT_JVM_LIB_DIR
+    # transport security: file names only, the password is read when the connector properties are built
+    kafka_security: str = "plaintext"
+    sasl_username: str = "lakehouse"
+    sasl_password_file: Path | None = None
+    ssl_ca_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> JobSettings:
@@ -97,7 +114,20 @@ class JobSettings:
         unknown = sorted(set(rules) - set(ALL_RULES))
         if unknown:
             raise SettingsError(f"FLINK_CEP_RULES names unknown rules {unknown}; known: {', '.join(ALL_RULES)}")
+        security = (env.get("KAFKA_SECURITY") or "plaintext").strip().lower()
+        if security not in KAFKA_SECURITY_CHOICES:
+            raise SettingsError(f"KAFKA_SECURITY must be one of {', '.join(KAFKA_SECURITY_CHOICES)}, not {security!r}")
+        secured = security != "plaintext"
+        password_file = ca_file = None
+        if secured:
+            password_file = _path(env.get("KAFKA_SASL_PASSWORD_FILE")) or data_dir / "secrets" / "kafka-client-password"
+            managed_ca = None if env.get("KAFKA_BOOTSTRAP_SERVERS") else data_dir / "secrets" / "kafka-tls" / "ca.pem"
+            ca_file = _path(env.get("KAFKA_SSL_CA_FILE")) or managed_ca
         return cls(
+            kafka_security=security,
+            sasl_username=env.get("KAFKA_SASL_USERNAME") or cls.sasl_username,
+            sasl_password_file=password_file,
+            ssl_ca_file=ca_file,
             bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or cls.bootstrap_servers,
             input_topic=env.get("FLINK_CEP_INPUT_TOPIC") or USER_EVENTS,
             alert_topic=env.get("FLINK_CEP_ALERT_TOPIC") or SECURITY_ALERTS,
@@ -117,6 +147,23 @@ class JobSettings:
             rules=rules,
             jvm_lib_dir=Path(env.get("LAKEHOUSE_JVM_LIB_DIR") or DEFAULT_JVM_LIB_DIR).expanduser().resolve(),
         )
+
+    def kafka_properties(self) -> dict[str, str]:
+        """The Kafka client's transport properties (the connector takes them prefixed `properties.`); with
+        KAFKA_SECURITY=sasl_ssl they hold the password: never print them."""
+        if self.kafka_security == "plaintext":
+            return {}
+        try:
+            password = self.sasl_password_file.read_text().strip()
+        except OSError:
+            raise SettingsError(f"KAFKA_SECURITY={self.kafka_security} needs the password of Kafka user "
+                                f"{self.sasl_username!r} in {self.sasl_password_file} (KAFKA_SASL_PASSWORD_FILE)") from None
+        props = {"security.protocol": "SASL_SSL", "sasl.mechanism": SCRAM_MECHANISM,
+                 "sasl.jaas.config": f'{SHADED_SCRAM_LOGIN_MODULE} required username="{self.sasl_username}" '
+                                     f'password="{password}";'}
+        if self.ssl_ca_file is not None:
+            props |= {"ssl.truststore.type": "PEM", "ssl.truststore.location": str(self.ssl_ca_file)}
+        return props
 
     @property
     def rest_url(self) -> str:

@@ -28,7 +28,7 @@ from the ordered ids.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from contract.alerts import SOURCE_FLINK_CEP
 from contract.detection import (
@@ -61,6 +61,11 @@ def _with(options: dict[str, str]) -> str:
     return ",\n  ".join(f"{_q(k)} = {_q(v)}" for k, v in options.items())
 
 
+def _transport(s: JobSettings) -> dict[str, str]:
+    """KAFKA_SECURITY's client properties (TLS, SCRAM login) as connector options."""
+    return {f"properties.{k}": v for k, v in s.kafka_properties().items()}
+
+
 # --------------------------------------------------------------------------------------------- tables
 def source_ddl(s: JobSettings) -> str:
     """`user-events` as a table. Only the fields the rules read are declared (JSON ignores the rest);
@@ -83,6 +88,7 @@ def source_ddl(s: JobSettings) -> str:
         "format": "json",
         "json.ignore-parse-errors": "true",
         "json.fail-on-missing-field": "false",
+        **_transport(s),
     }
     return f"""CREATE TABLE {SOURCE_TABLE} (
   event_id STRING,
@@ -136,6 +142,7 @@ def sink_ddl(s: JobSettings) -> str:
         "sink.delivery-guarantee": "at-least-once",
         "properties.linger.ms": "0",
         "properties.acks": "all",
+        **_transport(s),
     }
     return f"CREATE TABLE {SINK_TABLE} (\n  {columns}\n) WITH (\n  {_with(options)}\n)"
 
@@ -428,5 +435,6 @@ def job_statements(t: DetectionThresholds, s: JobSettings) -> list[str]:
 def job_version(t: DetectionThresholds, s: JobSettings) -> str:
     """Identifies the job's state layout: checkpoints of another version (other thresholds, ordering or
     topics) are not restored into this one, because MATCH_RECOGNIZE state is tied to its pattern."""
-    text = "\n;\n".join(job_statements(t, s)).replace(s.bootstrap_servers, "")
+    # where the job connects and how it logs in are not part of its state
+    text = "\n;\n".join(job_statements(t, replace(s, kafka_security="plaintext"))).replace(s.bootstrap_servers, "")
     return hashlib.sha256(text.encode()).hexdigest()[:12]

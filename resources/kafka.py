@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -20,6 +21,7 @@ from confluent_kafka.admin import (
 )
 
 from contract.topics import TopicSpec
+from settings import KafkaTransport, Settings
 
 
 @dataclass(frozen=True)
@@ -96,16 +98,52 @@ class KafkaResource(dg.ConfigurableResource):
 
     bootstrap_servers: str
     request_timeout_s: float = 10.0
+    # transport security (KAFKA_SECURITY): file names, never a password, so this config may show in the UI
+    security_protocol: str = "plaintext"
+    sasl_username: str | None = None
+    sasl_password_file: str | None = None
+    ssl_ca_location: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **fields) -> KafkaResource:
+        """The platform's Kafka as `settings` describe it: bootstrap servers and transport security."""
+        t = settings.kafka_transport
+        security = {} if not t.secured else {
+            "security_protocol": t.protocol,
+            "sasl_username": t.username,
+            "sasl_password_file": str(t.password_file),
+            "ssl_ca_location": None if t.ca_file is None else str(t.ca_file),
+        }
+        return cls(bootstrap_servers=settings.kafka_bootstrap, **security, **fields)
+
+    @property
+    def transport(self) -> KafkaTransport:
+        if self.security_protocol == "plaintext":
+            return KafkaTransport()
+        return KafkaTransport(
+            protocol=self.security_protocol,
+            username=self.sasl_username,
+            password_file=None if self.sasl_password_file is None else Path(self.sasl_password_file),
+            ca_file=None if self.ssl_ca_location is None else Path(self.ssl_ca_location),
+        )
+
+    def client_config(self) -> dict[str, str]:
+        """bootstrap.servers plus the transport settings, as every librdkafka client here takes them."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.transport.librdkafka()}
+
+    def java_config(self) -> dict[str, str]:
+        """The transport settings as Java client properties (Spark's Kafka source, prefixed `kafka.`)."""
+        return self.transport.java()
 
     def admin(self, **overrides) -> AdminClient:
         """An admin client; `overrides` are librdkafka settings (e.g. {"log_level": 0})."""
-        return AdminClient({"bootstrap.servers": self.bootstrap_servers, **overrides})
+        return AdminClient({**self.client_config(), **overrides})
 
     def producer(self, **overrides) -> Producer:
         """An idempotent producer (acks=all): a retry never duplicates a message."""
         return Producer(
             {
-                "bootstrap.servers": self.bootstrap_servers,
+                **self.client_config(),
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
@@ -118,7 +156,7 @@ class KafkaResource(dg.ConfigurableResource):
         """A consumer in `group_id` that commits only when told to (auto-commit off)."""
         return Consumer(
             {
-                "bootstrap.servers": self.bootstrap_servers,
+                **self.client_config(),
                 "group.id": group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",

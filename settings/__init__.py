@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -81,6 +82,13 @@ class Settings(BaseSettings):
     kafka_brokers: int = _env("KAFKA_BROKERS", 1, ge=1, le=9)
     # replicas of each topic the stack creates; unset: as many as there are managed brokers, at most 3
     kafka_replication_factor: int | None = _env("KAFKA_REPLICATION_FACTOR", None, ge=1)
+    # every Kafka connection: plaintext, or sasl_ssl (TLS checked against a CA, SCRAM-SHA-512 logins); the managed
+    # brokers then get a project CA, a broker certificate and generated passwords under <data dir>/secrets.
+    # Passwords are named by file, never by value, so none travels in an environment or a config shown in a UI.
+    kafka_security: Literal["plaintext", "sasl_ssl"] = _env("KAFKA_SECURITY", "plaintext")
+    kafka_sasl_username: str = _env("KAFKA_SASL_USERNAME", "lakehouse")
+    kafka_sasl_password_file: Path | None = _env("KAFKA_SASL_PASSWORD_FILE", None)
+    kafka_ssl_ca_file: Path | None = _env("KAFKA_SSL_CA_FILE", None)
     # PostgreSQL (analytics, Dagster and MLflow databases on one server)
     external_postgres_url: str | None = _env("POSTGRES_URL", None)
     postgres_port: Port = _env("POSTGRES_PORT", 5433)
@@ -159,7 +167,13 @@ class Settings(BaseSettings):
         finally:
             _ENVIRON.reset(token)
 
-    @field_validator("data_dir", "jvm_lib_dir", "flink_venv", mode="after")
+    @field_validator("kafka_security", mode="before")
+    @classmethod
+    def _lower(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("data_dir", "jvm_lib_dir", "flink_venv", "kafka_sasl_password_file", "kafka_ssl_ca_file",
+                     mode="after")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         return None if path is None else path.expanduser().resolve()
@@ -253,6 +267,38 @@ class Settings(BaseSettings):
     @property
     def kafka_bootstrap(self) -> str:
         return self.external_kafka or ",".join(f"{self.host}:{port}" for _, port, _ in self.kafka_nodes)
+
+    @property
+    def kafka_tls_dir(self) -> Path:
+        """The managed brokers' TLS material (KAFKA_SECURITY=sasl_ssl): ca.pem, ca.key, broker.pem (keys 0600)."""
+        return self.data_dir / "secrets" / "kafka-tls"
+
+    @property
+    def kafka_broker_password_file(self) -> Path:
+        """The password of the managed brokers' own SCRAM user (inter-broker traffic), mode 0600."""
+        return self.data_dir / "secrets" / "kafka-broker-password"
+
+    @property
+    def kafka_transport(self) -> KafkaTransport:
+        """How every Kafka client of the platform connects (KAFKA_SECURITY and its files)."""
+        if self.kafka_security == "plaintext":
+            return KafkaTransport()
+        managed_ca = None if self.external_kafka else self.kafka_tls_dir / "ca.pem"
+        return KafkaTransport(
+            protocol=self.kafka_security,
+            username=self.kafka_sasl_username,
+            password_file=self.kafka_sasl_password_file or self.data_dir / "secrets" / "kafka-client-password",
+            ca_file=self.kafka_ssl_ca_file or managed_ca,
+        )
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """bootstrap.servers and the transport settings of a confluent-kafka (librdkafka) client; holds the
+        password when KAFKA_SECURITY=sasl_ssl: pass it to a client, never print it."""
+        return {"bootstrap.servers": self.kafka_bootstrap, **self.kafka_transport.librdkafka()}
+
+    def ensure_kafka_passwords(self) -> tuple[str, str]:
+        """The managed brokers' SCRAM passwords (client user, broker user), generated once into 0600 files."""
+        return _ensure_secret(self.kafka_transport.password_file), _ensure_secret(self.kafka_broker_password_file)
 
     @property
     def topic_replication_factor(self) -> int:
@@ -388,6 +434,19 @@ class Settings(BaseSettings):
             env["LAKEHOUSE_PARTITIONS_START"] = self.partitions_start
         if self.warehouse_root:
             env["LAKEHOUSE_WAREHOUSE"] = self.warehouse_root
+        env.update(self.kafka_transport_env())
+        return env
+
+    def kafka_transport_env(self) -> dict[str, str]:
+        """KAFKA_SECURITY and its files for a child process (empty for plaintext): names of files only, a child
+        reads the password from its file."""
+        transport = self.kafka_transport
+        if not transport.secured:
+            return {}
+        env = {"KAFKA_SECURITY": transport.protocol, "KAFKA_SASL_USERNAME": transport.username,
+               "KAFKA_SASL_PASSWORD_FILE": str(transport.password_file)}
+        if transport.ca_file is not None:
+            env["KAFKA_SSL_CA_FILE"] = str(transport.ca_file)
         return env
 
     # ---- the deployment ----------------------------------------------------------------------
@@ -422,6 +481,58 @@ class Settings(BaseSettings):
     def ensure_dashboard_db_password(self) -> str:
         """The read-only role's password, generated once and kept in a 0600 file."""
         return _ensure_secret(self.dashboard_db_password_file)
+
+
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+SCRAM_LOGIN_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
+
+
+@dataclass(frozen=True)
+class KafkaTransport:
+    """How a Kafka client connects: plaintext, or SASL_SSL (the broker's certificate checked against `ca_file`,
+    or the system's trust store without one; a SCRAM-SHA-512 login as `username`). It holds no secret, so it
+    may be shown: the password stays in `password_file` and is read only when a client config is built."""
+
+    protocol: Literal["plaintext", "sasl_ssl"] = "plaintext"
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+
+    @property
+    def secured(self) -> bool:
+        return self.protocol != "plaintext"
+
+    def password(self) -> str:
+        try:
+            return self.password_file.read_text().strip()
+        except (OSError, AttributeError):
+            raise ConfigError(
+                f"KAFKA_SECURITY={self.protocol} needs the password of Kafka user {self.username!r} in "
+                f"{self.password_file}: `lakehouse up` generates it for the managed broker; for another cluster "
+                "set KAFKA_SASL_PASSWORD_FILE to a file holding it"
+            ) from None
+
+    def librdkafka(self) -> dict[str, str]:
+        """The settings of a confluent-kafka (librdkafka) client; empty for plaintext."""
+        if not self.secured:
+            return {}
+        config = {"security.protocol": "SASL_SSL", "sasl.mechanism": SCRAM_MECHANISM,
+                  "sasl.username": self.username, "sasl.password": self.password()}
+        if self.ca_file is not None:
+            config["ssl.ca.location"] = str(self.ca_file)
+        return config
+
+    def java(self, login_module: str = SCRAM_LOGIN_MODULE) -> dict[str, str]:
+        """The same as Java client properties (Spark's Kafka source takes them prefixed `kafka.`); a connector
+        that shades the Kafka client names its relocated `login_module`."""
+        if not self.secured:
+            return {}
+        config = {"security.protocol": "SASL_SSL", "sasl.mechanism": SCRAM_MECHANISM,
+                  "sasl.jaas.config": f'{login_module} required username="{self.username}" '
+                                      f'password="{self.password()}";'}
+        if self.ca_file is not None:
+            config |= {"ssl.truststore.type": "PEM", "ssl.truststore.location": str(self.ca_file)}
+        return config
 
 
 def _ensure_secret(path: Path) -> str:

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = build_config(args)
         ensure_reachable(args.bootstrap_servers)
-        producer = make_producer(args.bootstrap_servers)
+        producer = make_producer(args.bootstrap_servers, security=current().kafka_transport.librdkafka())
         partitions = check_topic(producer, config.topic, args.bootstrap_servers)
     except SimulatorConfigError as exc:
         print(f"simulator: {exc}", file=sys.stderr)

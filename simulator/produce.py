@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import islice
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -63,9 +63,10 @@ class Delivery:
             self.errors[err.name()] += 1
 
 
-def make_producer(bootstrap_servers: str, **overrides: object) -> Producer:
-    """A producer with `PRODUCER_CONFIG`; `overrides` use librdkafka names with dots as underscores."""
-    config = {**PRODUCER_CONFIG, "bootstrap.servers": bootstrap_servers}
+def make_producer(bootstrap_servers: str, security: Mapping[str, str] | None = None, **overrides: object) -> Producer:
+    """A producer with `PRODUCER_CONFIG`; `security` is the transport's librdkafka settings
+    (`Settings.kafka_transport.librdkafka()`), `overrides` use librdkafka names with dots as underscores."""
+    config = {**PRODUCER_CONFIG, "bootstrap.servers": bootstrap_servers, **(security or {})}
     config.update({k.replace("_", "."): v for k, v in overrides.items()})
     return Producer(config)
 
@@ -95,7 +96,12 @@ def check_topic(producer: Producer, topic: str, bootstrap_servers: str, timeout_
     try:
         metadata = producer.list_topics(topic, timeout=timeout_s)
     except KafkaException:
-        raise SimulatorConfigError(_unreachable(bootstrap_servers)) from None
+        # the port answered (ensure_reachable) but the metadata did not: often a broker that asks for TLS
+        # and a login the producer was not given
+        raise SimulatorConfigError(
+            _unreachable(bootstrap_servers) + "; if the broker requires TLS and a login, set KAFKA_SECURITY=sasl_ssl "
+            "(and KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD_FILE / KAFKA_SSL_CA_FILE for another cluster)"
+        ) from None
     found = metadata.topics.get(topic)
     if found is None or found.error is not None:
         raise SimulatorConfigError(

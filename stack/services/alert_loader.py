@@ -36,4 +36,4 @@ class AlertLoader(Service):
 
     def healthy(self) -> bool:
         """Its consumer group is stable with a member: partitions are assigned and being read."""
-        return KafkaResource(bootstrap_servers=self.settings.kafka_bootstrap).group_consuming(self.group_id)
+        return KafkaResource.from_settings(self.settings).group_consuming(self.group_id)

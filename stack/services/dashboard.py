@@ -37,6 +37,7 @@ class Dashboard(Service):
                             ("LAKEHOUSE_WAREHOUSE", s.warehouse_root)):
             if value:
                 env[name] = value
+        env.update(s.kafka_transport_env())  # how it reaches Kafka (file names, never a password)
         if s.dashboard_db_read_only:
             env["DASHBOARD_POSTGRES_URL"] = s.dashboard_db_url
         else:  # no read-only login for a server we do not manage: it falls back, and says so in its log

@@ -8,21 +8,35 @@ a node restarted alone rejoins its quorum. Topics then get TOPIC replication 3 a
 
 A node of a cluster is healthy once its controller listens (it cannot serve before a quorum exists, so
 `up` must not wait for that before starting the next); the last node waits until every broker is
-registered and creates the topics."""
+registered and creates the topics.
+
+KAFKA_SECURITY=sasl_ssl: the client listener (and inter-broker traffic) is SASL_SSL with SCRAM-SHA-512. The
+project's own CA and a broker certificate (SAN: LAKEHOUSE_BIND_HOST, 127.0.0.1, localhost) are made once with
+openssl into <data dir>/secrets/kafka-tls (keys 0600, folder 0700) and read by the broker as PEM stores. Two
+SCRAM users exist from the first start on: KRaft keeps credentials in the metadata log, so they are added when
+the storage is formatted (`--add-scram`, in the argv of that one short-lived format process): `lakehouse` for
+every client, `broker` for the brokers among themselves, each password in its own 0600 file. The broker's own
+login is in server.properties (0600). The controller listener stays PLAINTEXT on the bind host: it carries
+only the quorum's metadata traffic, and SCRAM users (kept in the metadata log the controllers replicate) are
+not meant for it; mutual TLS there is the next step for a multi-host cluster. Authentication only: no
+authorizer, no ACLs. A storage formatted without the users cannot be switched on: `prepare` says so."""
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
 import jvm
 from contract.topics import topic_specs
 from resources.kafka import KafkaResource, ensure_topics
-from settings import ConfigError
+from settings import SCRAM_LOGIN_MODULE, SCRAM_MECHANISM, ConfigError, Settings
 from stack.procs import LEAN_G1, ProcessSpec, port_open
 from stack.services.base import Service
 
@@ -33,6 +47,73 @@ def _kafka_uuid() -> str:
     while (value := base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()).startswith("-"):
         pass
     return value
+
+
+BROKER_USER = "broker"  # the brokers' own SCRAM login (inter-broker traffic)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ConfigError(f"openssl {args[0]} failed making the Kafka TLS material: {result.stderr.strip()}")
+
+
+def ensure_kafka_tls(settings: Settings) -> Path:
+    """The project CA (ca.pem, ca.key) and the brokers' key with its certificate chain (broker.pem), made
+    once with openssl into settings.kafka_tls_dir; returns that folder. Idempotent: made in a private
+    temporary folder and renamed into place, so an interrupted run leaves nothing half made."""
+    target = settings.kafka_tls_dir
+    if (target / "broker.pem").exists():
+        return target
+    if shutil.which("openssl") is None:
+        raise ConfigError("KAFKA_SECURITY=sasl_ssl makes its certificates with openssl, which is not installed "
+                          "(Debian: apt-get install openssl)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.chmod(0o700)
+    names = dict.fromkeys([settings.host, "127.0.0.1", "localhost"])
+    san = ",".join(f"IP:{n}" if _is_ip(n) else f"DNS:{n}" for n in names)
+    work = Path(tempfile.mkdtemp(prefix=".kafka-tls-", dir=target.parent))  # mode 0700
+    try:
+        rsa = ["-newkey", "rsa:2048", "-noenc"]
+        _openssl("req", "-x509", *rsa, "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650",
+                 "-subj", "/CN=lakehouse Kafka CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=work)
+        _openssl("req", *rsa, "-keyout", "broker.key", "-out", "broker.csr", "-subj", "/CN=lakehouse Kafka broker",
+                 cwd=work)
+        (work / "broker.ext").write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n")
+        _openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-days", "825", "-sha256", "-extfile", "broker.ext", "-out", "broker.crt", cwd=work)
+        # Kafka's PEM key store: the unencrypted PKCS#8 key, then the certificate chain
+        fd = os.open(work / "broker.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("".join((work / name).read_text() for name in ("broker.key", "broker.crt", "ca.pem")))
+        for name in ("broker.key", "broker.csr", "broker.crt", "broker.ext", "ca.srl"):
+            (work / name).unlink(missing_ok=True)
+        for key in ("ca.key", "broker.pem"):
+            (work / key).chmod(0o600)
+        (work / "ca.pem").chmod(0o644)
+        work.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `path` readable by its owner only (it may hold a password), replacing it atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(tmp, path)
 
 
 class Kafka(Service):
@@ -60,25 +141,48 @@ class Kafka(Service):
 
     @property
     def client(self) -> KafkaResource:
-        return KafkaResource(bootstrap_servers=self.settings.kafka_bootstrap)
+        return KafkaResource.from_settings(self.settings)
 
     def endpoint(self) -> str:
         return f"{self.settings.host}:{self.port}" if self.managed else self.settings.kafka_bootstrap
+
+    @property
+    def secured(self) -> bool:
+        return self.settings.kafka_transport.secured
+
+    def _security_properties(self) -> list[str]:
+        """The SASL_SSL listener's TLS stores and the brokers' own SCRAM login (a password: the file is 0600)."""
+        tls = self.settings.kafka_tls_dir
+        _, broker_password = self.settings.ensure_kafka_passwords()
+        mechanism = SCRAM_MECHANISM.lower()
+        return [
+            f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+            f"sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISM}",
+            (f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config={SCRAM_LOGIN_MODULE} required "
+             f'username="{BROKER_USER}" password="{broker_password}";'),
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={tls / 'broker.pem'}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls / 'ca.pem'}",
+            "ssl.client.auth=none",
+        ]
 
     def _server_properties(self) -> str:
         s = self.settings
         quorum = ",".join(f"{s.host}:{controller}" for _, _, controller in s.kafka_nodes)
         replicas, min_isr = s.topic_replication_factor, s.topic_min_insync_replicas
+        listener = "SASL_SSL" if self.secured else "PLAINTEXT"
         return "\n".join(
             [
                 "process.roles=broker,controller",
                 f"node.id={self.node}",
                 f"controller.quorum.bootstrap.servers={quorum}",
-                f"listeners=PLAINTEXT://{s.host}:{self.port},CONTROLLER://{s.host}:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://{s.host}:{self.port},CONTROLLER://{s.host}:{self.controller_port}",
+                f"listeners={listener}://{s.host}:{self.port},CONTROLLER://{s.host}:{self.controller_port}",
+                f"advertised.listeners={listener}://{s.host}:{self.port},CONTROLLER://{s.host}:{self.controller_port}",
                 "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"inter.broker.listener.name={listener}",
+                f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{listener}:{listener}",
+                *(self._security_properties() if self.secured else []),
                 f"log.dirs={self.home / 'data'}",
                 f"num.partitions={s.user_events_partitions}",
                 "auto.create.topics.enable=false",
@@ -119,6 +223,7 @@ class Kafka(Service):
             return {"brokers": 1}
         cluster = {
             "brokers": s.kafka_brokers,
+            "scram_users": self.secured,  # the SCRAM users are in the storage from its format on
             "cluster_id": _kafka_uuid(),
             "initial_controllers": ",".join(f"{n}@{s.host}:{controller}:{_kafka_uuid()}"
                                             for n, _, controller in s.kafka_nodes),
@@ -129,8 +234,12 @@ class Kafka(Service):
 
     def prepare(self) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
+        formatted = (self.home / "data" / "meta.properties").exists()
+        if self.secured:
+            self._check_secured(formatted)
+            ensure_kafka_tls(self.settings)
         props = self.home / "server.properties"
-        props.write_text(self._server_properties())
+        _write_private(props, self._server_properties())
         (self.home / "log4j2.properties").write_text(
             "rootLogger.level=INFO\nrootLogger.appenderRef.out.ref=out\n"
             "appender.out.type=Console\nappender.out.name=out\n"
@@ -139,16 +248,45 @@ class Kafka(Service):
             "logger.apache.name=org.apache.kafka\nlogger.apache.level=WARN\n"
         )
         cluster = self._cluster()
-        if (self.home / "data" / "meta.properties").exists():
+        if formatted:
             return
         quorum = (["--initial-controllers", cluster["initial_controllers"]] if self.clustered else ["--standalone"])
+        users = []
+        if cluster.get("scram_users"):
+            client, broker = self.settings.ensure_kafka_passwords()
+            for name, password in ((self.settings.kafka_sasl_username, client), (BROKER_USER, broker)):
+                users += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
         result = subprocess.run(
-            self._java("kafka.tools.StorageTool") + ["format", *quorum, "-t", cluster["cluster_id"], "-c", str(props)],
+            self._java("kafka.tools.StorageTool")
+            + ["format", *quorum, *users, "-t", cluster["cluster_id"], "-c", str(props)],
             capture_output=True,
             text=True,
         )
         if result.returncode != 0:
-            raise ConfigError(f"Formatting Kafka storage in {self.home / 'data'} failed:\n{result.stdout}{result.stderr}")
+            output = f"{result.stdout}{result.stderr}"
+            for secret in self.settings.ensure_kafka_passwords() if users else ():
+                output = output.replace(secret, "***")
+            raise ConfigError(f"Formatting Kafka storage in {self.home / 'data'} failed:\n{output}")
+
+    def _check_secured(self, formatted: bool) -> None:
+        """KAFKA_SECURITY=sasl_ssl needs the SCRAM users in the storage and the passwords they were made with."""
+        s = self.settings
+        if s.external_kafka:
+            return
+        path = s.data_dir / "kafka" / "cluster.json"
+        cluster = json.loads(path.read_text()) if path.exists() else {}
+        if (formatted or path.exists()) and not cluster.get("scram_users"):
+            raise ConfigError(
+                f"the Kafka storage in {s.data_dir} was formatted without SCRAM users, so KAFKA_SECURITY=sasl_ssl "
+                "would lock every client out (KRaft adds the first users when it formats): set "
+                "KAFKA_SECURITY=plaintext, or start from a new data dir (`make reset` or another LAKEHOUSE_DATA_DIR)"
+            )
+        missing = [p for p in (s.kafka_transport.password_file, s.kafka_broker_password_file) if not p.exists()]
+        if formatted and missing:
+            raise ConfigError(
+                f"the Kafka storage in {s.data_dir} holds SCRAM users whose password file {missing[0]} is gone: "
+                "restore it, or start from a new data dir (`make reset` or another LAKEHOUSE_DATA_DIR)"
+            )
 
     def _java(self, main_class: str, heap: str = "256m") -> list[str]:
         classpath = os.pathsep.join(str(j) for j in jvm.jars(self.settings.jvm_lib_dir, "kafka"))

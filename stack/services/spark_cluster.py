@@ -7,7 +7,9 @@ LAKEHOUSE_BIND_HOST only: `--host` for RPC, SPARK_LOCAL_IP for the web UIs (else
 starts the executors as its own children, in its process group, so stopping (or the watchdog killing) the
 worker takes them along; their stdout/stderr are under `<data>/spark/work/<app>/<executor>/`.
 
-Health is what Spark itself reports: the master's /json says ALIVE, and lists the worker as ALIVE.
+Health is what Spark itself reports: the master's /json says ALIVE (not RECOVERING), and lists the worker as
+ALIVE. The master keeps its state in a folder (recoveryMode FILESYSTEM), so a restart by the watchdog does not
+cost the Connect server its executors; the worker re-registers by itself.
 """
 
 from __future__ import annotations
@@ -70,12 +72,24 @@ class SparkMaster(Service):
             name=self.name,
             argv=[str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
                   "--host", s.host, "--port", str(s.spark_master_port), "--webui-port", str(s.spark_master_ui_port)],
-            # no REST submission server (port 6066, every interface): applications come from the Connect server
-            env=_daemon_env(s, "-Dspark.master.rest.enabled=false"),
+            # No REST submission server (port 6066, every interface): applications come from the Connect server.
+            # Recovery from a folder: a master restarted by the watchdog takes the worker, the Connect server's
+            # application and its executors back (a fresh master would have the worker kill them).
+            env=_daemon_env(s, f"-Dspark.master.rest.enabled=false -Dspark.deploy.recoveryMode=FILESYSTEM "
+                               f"-Dspark.deploy.recoveryDirectory={self.recovery_dir}"),
             ports={"SPARK_MASTER_PORT": s.spark_master_port, "SPARK_MASTER_WEBUI_PORT": s.spark_master_ui_port},
             healthy=self.healthy,
-            start_timeout_s=60,
+            # recovering waits up to spark.worker.timeout (60 s) for members that never answer (after a crash)
+            start_timeout_s=120,
         )
+
+    @property
+    def recovery_dir(self) -> Path:
+        """The master's record of its workers and applications."""
+        return self.settings.data_dir / "spark" / "master-recovery"
+
+    def prepare(self) -> None:
+        self.recovery_dir.mkdir(parents=True, exist_ok=True)
 
     def healthy(self) -> bool:
         state = master_state(self.settings)

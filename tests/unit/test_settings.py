@@ -18,6 +18,10 @@ SHARED = {  # variable -> (main settings' value, the Flink job's value)
     "FLINK_REST_PORT": (lambda s: s.flink_rest_port, lambda j: j.rest_port),
     "LAKEHOUSE_JVM_LIB_DIR": (lambda s: s.jvm_lib_dir, lambda j: j.jvm_lib_dir),
     "LAKEHOUSE_DATA_DIR": (lambda s: s.data_dir / "flink" / "checkpoints", lambda j: j.checkpoint_dir),
+    "KAFKA_SECURITY": (lambda s: s.kafka_transport.protocol, lambda j: j.kafka_security),
+    "KAFKA_SASL_USERNAME": (lambda s: s.kafka_sasl_username, lambda j: j.sasl_username),
+    "KAFKA_SASL_PASSWORD_FILE": (lambda s: s.kafka_transport.password_file, lambda j: j.sasl_password_file),
+    "KAFKA_SSL_CA_FILE": (lambda s: s.kafka_transport.ca_file, lambda j: j.ssl_ca_file),
 }
 
 
@@ -28,6 +32,11 @@ SHARED = {  # variable -> (main settings' value, the Flink job's value)
         {"KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092", "LAKEHOUSE_BIND_HOST": "10.0.0.5", "FLINK_REST_PORT": "18081"},
         {"LAKEHOUSE_DATA_DIR": "relative/data", "LAKEHOUSE_JVM_LIB_DIR": "relative/jars"},
         {"LAKEHOUSE_DATA_DIR": "/abs/data", "LAKEHOUSE_JVM_LIB_DIR": "/abs/jars", "FLINK_REST_PORT": ""},
+        {"KAFKA_SECURITY": "sasl_ssl", "LAKEHOUSE_DATA_DIR": "relative/data"},
+        {"KAFKA_SECURITY": "SASL_SSL", "KAFKA_BOOTSTRAP_SERVERS": "k1:9093", "KAFKA_SASL_USERNAME": "svc",
+         "KAFKA_SASL_PASSWORD_FILE": "pw", "KAFKA_SSL_CA_FILE": "/etc/ca.pem"},
+        {"KAFKA_SECURITY": "sasl_ssl", "KAFKA_BOOTSTRAP_SERVERS": "k1:9093"},  # the system's trust store
+        {"KAFKA_SECURITY": "plaintext", "KAFKA_SASL_PASSWORD_FILE": "pw", "KAFKA_SSL_CA_FILE": "/etc/ca.pem"},
     ],
 )
 def test_flink_job_reads_the_shared_names_like_the_main_settings(environ, monkeypatch, tmp_path):

@@ -62,6 +62,9 @@ def test_master_and_worker_bind_the_host_on_their_own_ports(tmp_path):
     for spec in (master, worker):  # the web UIs bind where SPARK_LOCAL_IP says, else on every interface
         assert spec.env["SPARK_LOCAL_IP"] == "10.0.0.5" and spec.env["SPARK_HOME"].endswith("/pyspark")
     assert "-Dspark.master.rest.enabled=false" in master.env["SPARK_DAEMON_JAVA_OPTS"]
+    # a restarted master takes its worker and applications back from its recovery folder
+    assert (f"-Dspark.deploy.recoveryMode=FILESYSTEM -Dspark.deploy.recoveryDirectory={tmp_path}/spark/"
+            in master.env["SPARK_DAEMON_JAVA_OPTS"])
 
 
 def test_the_cluster_starts_before_the_connect_server_and_only_when_asked(tmp_path):
