@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # PostgreSQL (analytics, Dagster and MLflow databases on one server)
     external_postgres_url: str | None = _env("POSTGRES_URL", None)
     postgres_port: Port = _env("POSTGRES_PORT", 5433)
+    # the managed cluster accepts TLS connections only (a project CA under <data dir>/secrets/postgres-tls); every
+    # client's URL then asks for sslmode=verify-full against that CA
+    postgres_tls: bool = _env("POSTGRES_TLS", False)
     analytics_db: str = "analytics_db"
     dagster_db: str = _env("DAGSTER_POSTGRES_DB", "dagster")
     mlflow_db: str = _env("MLFLOW_POSTGRES_DB", "mlflow")
@@ -324,7 +327,17 @@ class Settings(BaseSettings):
             password = ":" + self.postgres_password_file.read_text().strip()
         except OSError:
             password = ""  # a cluster made before passwords existed (trust on loopback), or not made yet
-        return f"postgresql://lakehouse{password}@{self.host}:{self.postgres_port}/{self.analytics_db}"
+        return f"postgresql://lakehouse{password}@{self.host}:{self.postgres_port}/{self.analytics_db}{self._postgres_tls_query}"
+
+    @property
+    def postgres_tls_dir(self) -> Path:
+        """The managed cluster's TLS material (POSTGRES_TLS): ca.pem, ca.key, server.pem (keys 0600)."""
+        return self.data_dir / "secrets" / "postgres-tls"
+
+    @property
+    def _postgres_tls_query(self) -> str:
+        """What a client of the managed cluster adds to its URL: TLS, the server checked against the project CA."""
+        return f"?sslmode=verify-full&sslrootcert={self.postgres_tls_dir / 'ca.pem'}" if self.postgres_tls else ""
 
     @property
     def dagster_postgres_url(self) -> str:
@@ -352,7 +365,8 @@ class Settings(BaseSettings):
             password = ":" + self.dashboard_db_password_file.read_text().strip()
         except OSError:
             password = ""
-        return f"postgresql://{DASHBOARD_DB_ROLE}{password}@{self.host}:{self.postgres_port}/{self.analytics_db}"
+        return (f"postgresql://{DASHBOARD_DB_ROLE}{password}@{self.host}:{self.postgres_port}/{self.analytics_db}"
+                f"{self._postgres_tls_query}")
 
     @property
     def dashboard_db_read_only(self) -> bool:

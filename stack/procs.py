@@ -8,6 +8,7 @@ launcher script (spark-submit, mlflow's uvicorn workers) never leaves orphans be
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -56,6 +57,19 @@ def apt_install(packages: list[str], otherwise: str) -> None:
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if result.returncode != 0:
             raise ConfigError(f"`{' '.join(cmd)}` failed; {otherwise}:\n{result.stderr[-2000:]}")
+
+
+def write_private(path: Path, text: str, owner: str | None = None) -> None:
+    """Write `path` readable by its owner only (mode 0600: it may hold a password or a key), replacing it
+    atomically; owned by the OS user `owner` if given (a server that must own its key file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    if owner:
+        shutil.chown(tmp, owner, owner)
+    os.replace(tmp, path)
 
 
 def free_port() -> int:

@@ -24,12 +24,9 @@ authorizer, no ACLs. A storage formatted without the users cannot be switched on
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -37,8 +34,9 @@ import jvm
 from contract.topics import topic_specs
 from resources.kafka import KafkaResource, ensure_topics
 from settings import SCRAM_LOGIN_MODULE, SCRAM_MECHANISM, ConfigError, Settings
-from stack.procs import LEAN_G1, ProcessSpec, port_open
+from stack.procs import LEAN_G1, ProcessSpec, port_open, write_private
 from stack.services.base import Service
+from stack.tls import ensure_server_tls
 
 
 def _kafka_uuid() -> str:
@@ -52,68 +50,11 @@ def _kafka_uuid() -> str:
 BROKER_USER = "broker"  # the brokers' own SCRAM login (inter-broker traffic)
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ConfigError(f"openssl {args[0]} failed making the Kafka TLS material: {result.stderr.strip()}")
-
-
 def ensure_kafka_tls(settings: Settings) -> Path:
     """The project CA (ca.pem, ca.key) and the brokers' key with its certificate chain (broker.pem), made
-    once with openssl into settings.kafka_tls_dir; returns that folder. Idempotent: made in a private
-    temporary folder and renamed into place, so an interrupted run leaves nothing half made."""
-    target = settings.kafka_tls_dir
-    if (target / "broker.pem").exists():
-        return target
-    if shutil.which("openssl") is None:
-        raise ConfigError("KAFKA_SECURITY=sasl_ssl makes its certificates with openssl, which is not installed "
-                          "(Debian: apt-get install openssl)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.parent.chmod(0o700)
-    names = dict.fromkeys([settings.host, "127.0.0.1", "localhost"])
-    san = ",".join(f"IP:{n}" if _is_ip(n) else f"DNS:{n}" for n in names)
-    work = Path(tempfile.mkdtemp(prefix=".kafka-tls-", dir=target.parent))  # mode 0700
-    try:
-        rsa = ["-newkey", "rsa:2048", "-noenc"]
-        _openssl("req", "-x509", *rsa, "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650",
-                 "-subj", "/CN=lakehouse Kafka CA", "-addext", "basicConstraints=critical,CA:TRUE",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=work)
-        _openssl("req", *rsa, "-keyout", "broker.key", "-out", "broker.csr", "-subj", "/CN=lakehouse Kafka broker",
-                 cwd=work)
-        (work / "broker.ext").write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n")
-        _openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-days", "825", "-sha256", "-extfile", "broker.ext", "-out", "broker.crt", cwd=work)
-        # Kafka's PEM key store: the unencrypted PKCS#8 key, then the certificate chain
-        fd = os.open(work / "broker.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write("".join((work / name).read_text() for name in ("broker.key", "broker.crt", "ca.pem")))
-        for name in ("broker.key", "broker.csr", "broker.crt", "broker.ext", "ca.srl"):
-            (work / name).unlink(missing_ok=True)
-        for key in ("ca.key", "broker.pem"):
-            (work / key).chmod(0o600)
-        (work / "ca.pem").chmod(0o644)
-        work.rename(target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-        return True
-    except ValueError:
-        return False
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write `path` readable by its owner only (it may hold a password), replacing it atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
+    once into settings.kafka_tls_dir (stack/tls.py); returns that folder."""
+    return ensure_server_tls(settings.kafka_tls_dir, "lakehouse Kafka broker", [settings.host], "broker.pem",
+                             "KAFKA_SECURITY=sasl_ssl")
 
 
 class Kafka(Service):
@@ -239,7 +180,7 @@ class Kafka(Service):
             self._check_secured(formatted)
             ensure_kafka_tls(self.settings)
         props = self.home / "server.properties"
-        _write_private(props, self._server_properties())
+        write_private(props, self._server_properties())
         (self.home / "log4j2.properties").write_text(
             "rootLogger.level=INFO\nrootLogger.appenderRef.out.ref=out\n"
             "appender.out.type=Console\nappender.out.name=out\n"

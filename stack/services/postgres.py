@@ -5,6 +5,10 @@ superuser's password is generated once into a 0600 file under the data dir (`Set
 reads it), so it never appears in a config file, on a command line or in a log. Clusters created
 before passwords existed (trust on loopback) keep working with a password-less URL.
 
+With POSTGRES_TLS the cluster accepts TLS connections only (`hostssl` in an hba file of its own, scram
+passwords): the key and certificate chain come from a project CA (stack/tls.py) and every client's URL asks
+for `sslmode=verify-full` against that CA (`Settings.postgres_url`).
+
 The dashboard reads with a role of its own, `lakehouse_dashboard`: it may log in to the analytics
 database and SELECT, nothing else (its sessions default to read-only transactions too). Its password is
 generated the same way into a second 0600 file; bootstrap creates the role and re-grants SELECT on every
@@ -25,8 +29,9 @@ from psycopg import sql
 
 from settings import DASHBOARD_DB_ROLE, ConfigError, redact, with_database
 from stack.migrate import migrate
-from stack.procs import ProcessSpec, apt_install
+from stack.procs import ProcessSpec, apt_install, write_private
 from stack.services.base import Service
+from stack.tls import ensure_server_tls
 
 SUPERUSER = "lakehouse"
 
@@ -74,9 +79,26 @@ class Postgres(Service):
         apt_install(["postgresql"], "install postgresql or set POSTGRES_URL")
 
     def prepare(self) -> None:
-        if (self.pgdata / "PG_VERSION").exists():
-            self._check_password_kept()
-            return
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._initdb()
+        self._check_password_kept()
+        if self.settings.postgres_tls:
+            self._prepare_tls()
+
+    def _prepare_tls(self) -> None:
+        """The server's key and chain, and an hba file that takes TLS connections only, inside its data dir
+        (the server's OS user must own its key file)."""
+        if not self.settings.postgres_password_file.exists():
+            raise ConfigError(f"POSTGRES_TLS needs a cluster with passwords, but {self.pgdata} predates them: "
+                              "`lakehouse reset` it, or unset POSTGRES_TLS")
+        tls = ensure_server_tls(self.settings.postgres_tls_dir, "lakehouse PostgreSQL", [self.settings.host],
+                                "server.pem", "POSTGRES_TLS")
+        hba = ("# written by `lakehouse up` (POSTGRES_TLS): TLS connections only\n"
+               "hostssl all all 0.0.0.0/0 scram-sha-256\nhostssl all all ::/0 scram-sha-256\n")
+        write_private(self.pgdata / "server.pem", (tls / "server.pem").read_text(), self.os_user)
+        write_private(self.pgdata / "pg_hba_tls.conf", hba, self.os_user)
+
+    def _initdb(self) -> None:
         bindir = postgres_bin_dir()
         if bindir is None:
             raise ConfigError("PostgreSQL is not installed: run `lakehouse setup` or set POSTGRES_URL.")
@@ -88,11 +110,7 @@ class Postgres(Service):
         self.pgdata.chmod(0o700)
         # initdb reads the password from a file; hand it one only the server's OS user can read
         pwfile = self.pgdata.parent / ".initdb-password"
-        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(password + "\n")
-        if self.os_user:
-            shutil.chown(pwfile, self.os_user, self.os_user)
+        write_private(pwfile, password + "\n", self.os_user)
         try:
             result = subprocess.run(
                 [str(bindir / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, "--auth=scram-sha-256",
@@ -124,6 +142,9 @@ class Postgres(Service):
                 "-c", f"listen_addresses={self.settings.host}", "-p", str(self.settings.postgres_port),
                 "-c", "unix_socket_directories=", "-c", "max_connections=200",
                 "-c", "shared_buffers=128MB", "-c", "log_min_messages=warning",
+                *(["-c", "ssl=on", "-c", f"ssl_cert_file={self.pgdata / 'server.pem'}",
+                   "-c", f"ssl_key_file={self.pgdata / 'server.pem'}", "-c", f"hba_file={self.pgdata / 'pg_hba_tls.conf'}"]
+                  if self.settings.postgres_tls else []),
             ],
             cwd=Path("/"),
             ports={"POSTGRES_PORT": self.settings.postgres_port},

@@ -70,6 +70,19 @@ def test_a_kafka_cluster_is_three_nodes_of_one_quorum_with_replicated_topics(tmp
         Kafka(Settings.from_env({"LAKEHOUSE_DATA_DIR": str(tmp_path)}))._cluster()
 
 
+def test_postgres_tls_turns_the_server_to_tls_only_and_every_url_to_verify_full(tmp_path):
+    from stack.services import Postgres
+
+    cfg = Settings.from_env({"LAKEHOUSE_DATA_DIR": str(tmp_path), "POSTGRES_TLS": "1"})
+    ca = tmp_path / "secrets" / "postgres-tls" / "ca.pem"
+    for url in (cfg.postgres_url, cfg.dagster_postgres_url, cfg.mlflow_postgres_url, cfg.dashboard_db_url):
+        assert url.endswith(f"?sslmode=verify-full&sslrootcert={ca}"), url
+    argv = Postgres(cfg).spec().argv
+    assert "ssl=on" in argv and f"hba_file={tmp_path / 'postgres' / 'pg_hba_tls.conf'}" in argv
+    plain = Settings.from_env({"LAKEHOUSE_DATA_DIR": str(tmp_path)})
+    assert "sslmode" not in plain.postgres_url and "ssl=on" not in Postgres(plain).spec().argv
+
+
 def test_kafka_cluster_settings_fail_fast_with_what_to_set():
     with pytest.raises(ConfigError, match="KAFKA_REPLICATION_FACTOR=3 needs as many brokers.*raise KAFKA_BROKERS"):
         Settings.from_env({"KAFKA_REPLICATION_FACTOR": "3"})
