@@ -186,7 +186,7 @@ async function loadRuns() {
   const sp = m.spark;
   $("spark-summary").textContent = sp.status === "ok"
     ? `Spark ${sp.app_id}: ${Object.entries(sp.jobs_by_status).map(([k, v]) => `${v} ${k.toLowerCase()}`).join(", ") || "no job"}, ${sp.active_stages} active stages`
-    : `Spark: ${sp.status === "none_yet" ? "no application yet" : "unavailable"}`;
+    : `Spark: ${sp.status === "none_yet" ? "no application yet" : `unavailable (${sp.message})`}`;
   const runs = m.landing_runs;
   if (partState("runs", runs, "no landing run yet")) {
     $("runs-body").replaceChildren(...runs.runs.map((r) => el("tr", {},
