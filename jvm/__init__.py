@@ -115,6 +115,11 @@ def pyspark_jars_dir() -> Path:
     return Path(pyspark.__file__).parent / "jars"
 
 
+def spark_home() -> Path:
+    """SPARK_HOME of the installed pyspark wheel (bin/spark-submit, bin/spark-class, jars/)."""
+    return pyspark_jars_dir().parent
+
+
 def spark_extra_jars(lib_dir: Path) -> list[Path]:
     """Jars Spark needs beyond the pyspark wheel (Kafka source, Delta, JDBC), minus what it ships.
 

@@ -190,6 +190,10 @@ class Settings(BaseSettings):
             )
         return self
 
+    def _port_settings(self) -> dict[str, int]:
+        """Every port setting by its environment variable: KAFKA_PORT -> 9092, ..."""
+        return {_env_name(name): getattr(self, name) for name in type(self).model_fields if name.endswith("_port")}
+
     @model_validator(mode="after")
     def _kafka_cluster_fits(self) -> Settings:
         if self.external_kafka is None and (self.kafka_replication_factor or 1) > self.kafka_brokers:
@@ -197,8 +201,7 @@ class Settings(BaseSettings):
                 f"KAFKA_REPLICATION_FACTOR={self.kafka_replication_factor} needs as many brokers, but the stack runs "
                 f"KAFKA_BROKERS={self.kafka_brokers}: raise KAFKA_BROKERS or lower KAFKA_REPLICATION_FACTOR"
             )
-        taken = {getattr(self, name): _env_name(name) for name in type(self).model_fields
-                 if name.endswith("_port") and not name.startswith("kafka_")}
+        taken = {port: name for name, port in self._port_settings().items() if not name.startswith("KAFKA_")}
         for node, broker, controller in self.kafka_nodes:
             for port in (broker, controller):
                 if port in taken:
@@ -227,7 +230,7 @@ class Settings(BaseSettings):
                 f"points elsewhere: unset SPARK_MASTER (runs attach through Spark Connect), set it to {self.spark_cluster_url}, "
                 "or set SPARK_CLUSTER=local"
             )
-        ports = {_env_name(name): getattr(self, name) for name in type(self).model_fields if name.endswith("_port")}
+        ports = self._port_settings()
         for mine in ("SPARK_MASTER_PORT", "SPARK_MASTER_WEBUI_PORT", "SPARK_WORKER_WEBUI_PORT"):
             clash = [other for other, port in ports.items() if port == ports[mine] and other != mine]
             if clash:

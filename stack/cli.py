@@ -135,40 +135,28 @@ def reset(cfg: Settings, yes: bool) -> None:
 
 
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-def ensure_chromium() -> None:
-    """Debian's chromium for the dashboard's browser tests (Playwright drives it; its own browser
-    download cannot work here)."""
-    if CHROMIUM.exists():
-        return
-    if os.geteuid() != 0:
-        raise ConfigError(f"{CHROMIUM} is missing: install it (sudo apt-get install chromium) for the browser tests")
-    print("installing chromium from Debian packages (apt-get) for the browser tests ...", flush=True)
-    apt_install(["chromium"], "install chromium (apt-get install chromium) for the dashboard's browser tests")
-
-
 DOCKER_COMPOSE = Path("/usr/bin/docker-compose")
 DOCKER_COMPOSE_HINT = "sudo apt-get install docker-compose (or run `lakehouse test` as root, which installs it)"
+# Debian packages the tests need, each named like its binary: chromium for the dashboard's browser tests
+# (Playwright drives it; its own browser download cannot work here), docker-compose (v1) to validate
+# docker/docker-compose.yml without a Docker engine (the machine's `docker` client has no compose plugin)
+TEST_TOOLS = ((CHROMIUM, "the dashboard's browser tests"), (DOCKER_COMPOSE, "the compose file's test"))
 
 
-def ensure_docker_compose() -> None:
-    """Debian's `docker-compose` (v1) for the test that validates docker/docker-compose.yml: it checks a
-    compose file without a Docker engine, and the machine's `docker` client has no compose plugin."""
-    if DOCKER_COMPOSE.exists():
-        return
-    if os.geteuid() != 0:
-        raise ConfigError(f"{DOCKER_COMPOSE} is missing: {DOCKER_COMPOSE_HINT}, for the compose file's test")
-    print("installing docker-compose from Debian packages (apt-get) to validate docker/docker-compose.yml ...",
-          flush=True)
-    apt_install(["docker-compose"], "install docker-compose (apt-get install docker-compose) for the compose test")
+def ensure_test_tools() -> None:
+    for tool, purpose in TEST_TOOLS:
+        if tool.exists():
+            continue
+        if os.geteuid() != 0:
+            raise ConfigError(f"{tool} is missing: install it (sudo apt-get install {tool.name}) for {purpose}")
+        print(f"installing {tool.name} from Debian packages (apt-get) for {purpose} ...", flush=True)
+        apt_install([tool.name], f"install {tool.name} (apt-get install {tool.name}) for {purpose}")
 
 
 def test(cfg: Settings, pytest_args: list[str]) -> int:
     """Unit tests, then integration tests (which start their own services on free ports)."""
     setup(cfg)
-    ensure_chromium()
-    ensure_docker_compose()
+    ensure_test_tools()
     for marker in ("unit", "integration"):
         print(f"\n=== pytest -m {marker}", flush=True)
         # the slowest tests are listed: the whole run must stay within CI's 40-minute budget

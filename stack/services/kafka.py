@@ -58,7 +58,7 @@ def ensure_kafka_tls(settings: Settings) -> Path:
 
 
 class Kafka(Service):
-    def __init__(self, settings, node: int = 1):
+    def __init__(self, settings: Settings, node: int = 1):
         super().__init__(settings)
         self.node = node
         _, self.port, self.controller_port = settings.kafka_nodes[node - 1]

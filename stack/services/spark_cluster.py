@@ -28,10 +28,6 @@ from stack.services.base import Service
 DAEMON_MEMORY = "512m"
 
 
-def spark_home() -> Path:
-    return jvm.pyspark_jars_dir().parent
-
-
 def master_state(settings: Settings) -> dict | None:
     """The master's own account of the cluster (/json: status, workers, active applications), or None."""
     try:
@@ -51,7 +47,7 @@ def worker_alive(state: dict | None, host: str, ui_port: int) -> bool:
 
 def _daemon_env(settings: Settings, java_opts: str) -> dict[str, str]:
     return {
-        "SPARK_HOME": str(spark_home()),
+        "SPARK_HOME": str(jvm.spark_home()),
         "JAVA_HOME": str(jvm.java_home()),
         "SPARK_LOCAL_IP": settings.host,
         "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
@@ -70,7 +66,7 @@ class SparkMaster(Service):
         s = self.settings
         return ProcessSpec(
             name=self.name,
-            argv=[str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
+            argv=[str(jvm.spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
                   "--host", s.host, "--port", str(s.spark_master_port), "--webui-port", str(s.spark_master_ui_port)],
             # No REST submission server (port 6066, every interface): applications come from the Connect server.
             # Recovery from a folder: a master restarted by the watchdog takes the worker, the Connect server's
@@ -119,7 +115,7 @@ class SparkWorker(Service):
         cleanup = "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.appDataTtl=86400"
         return ProcessSpec(
             name=self.name,
-            argv=[str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
+            argv=[str(jvm.spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
                   "--host", s.host, "--webui-port", str(s.spark_worker_ui_port),
                   "--cores", str(s.spark_worker_cores), "--memory", s.spark_worker_memory,
                   "--work-dir", str(self.work_dir), s.spark_cluster_url],

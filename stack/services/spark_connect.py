@@ -38,7 +38,7 @@ class SparkConnect(Service):
 
     def spec(self) -> ProcessSpec:
         s = self.settings
-        spark_home = jvm.pyspark_jars_dir().parent
+        spark_home = jvm.spark_home()
         extra = os.pathsep.join(str(j) for j in jvm.spark_extra_jars(s.jvm_lib_dir))
         java_opts = f"-Djava.net.preferIPv4Stack=true {' '.join(LEAN_G1)} -Dlog4j2.configurationFile={self.log4j_config}"
         conf = {
