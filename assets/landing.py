@@ -24,7 +24,8 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -47,7 +48,7 @@ from contract.user_events import (
 from resources.kafka import PartitionRange
 
 MESSAGES_PER_TASK = 500_000
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+UUID_GROUPS = ((1, 8), (10, 4), (15, 4), (20, 4), (25, 12))  # (1-based start, length) of the hex digits
 # Every field read as raw JSON text: tells "absent or null" apart from "present with another type".
 _RAW_DDL = ", ".join(f"{f.name} STRING" for f in FIELDS)
 
@@ -150,10 +151,13 @@ def _reason(limits: ParseLimits) -> Column:
     is corrupt even then, a wrong type is a field present in `_raw` but null in `_typed`.
     """
     typed, raw = F.col("_typed"), F.col("_raw")
+    types = {f.name: f.spark_type for f in FIELDS}
 
     def missing(name: str) -> Column:
-        text = F.when(raw.isNull(), typed[name].cast("string")).otherwise(raw[name])
-        return text.isNull() | (F.trim(text) == "")
+        """Absent, null or blank text; a number is never blank (so no cast of every row's value to text)."""
+        value = typed[name]
+        parsed = value.isNull() | (F.trim(value) == "") if types[name] == "STRING" else value.isNull()
+        return F.when(raw.isNull(), parsed).otherwise(raw[name].isNull() | (F.trim(raw[name]) == ""))
 
     def wrong_type(name: str) -> Column:
         return raw.isNotNull() & raw[name].isNotNull() & typed[name].isNull()
@@ -174,7 +178,7 @@ def _reason(limits: ParseLimits) -> Column:
         if f.spark_type != "STRING":
             chain = chain.when(wrong_type(f.name), f"{R.WRONG_TYPE}:{f.name}")
     return (
-        chain.when(~typed["event_id"].rlike(UUID_PATTERN), R.INVALID_EVENT_ID.value)
+        chain.when(~_is_uuid(typed["event_id"]), R.INVALID_EVENT_ID.value)
         .when(~typed["event_type"].isin(*EVENT_TYPES), R.UNKNOWN_EVENT_TYPE.value)
         .when(
             (lat.isNull() != lon.isNull())
@@ -188,6 +192,17 @@ def _reason(limits: ParseLimits) -> Column:
             typed["occurred_at"] > F.unix_millis(F.col("kafka_timestamp")) + limits.max_future_skew_ms,
             R.FUTURE_TIMESTAMP.value,
         )
+    )
+
+
+def _is_uuid(text: Column) -> Column:
+    """8-4-4-4-12 hex digits (either case): the layout and one hex decode, cheaper per row than a regex."""
+    dashes = [text.substr(position, 1) == "-" for position in (9, 14, 19, 24)]
+    digits = F.concat(*(text.substr(start, length) for start, length in UUID_GROUPS))
+    return F.coalesce(
+        (F.length(text) == 36) & dashes[0] & dashes[1] & dashes[2] & dashes[3]
+        & F.try_to_binary(digits, F.lit("hex")).isNotNull(),
+        F.lit(False),
     )
 
 
@@ -259,6 +274,20 @@ def mark_duplicates(parsed: DataFrame, copies: list[tuple[int, int]]) -> DataFra
     )
 
 
+@contextmanager
+def _uncompressed_cache(spark: SparkSession) -> Iterator[None]:
+    """Cache without Spark's columnar compression while the block is built: the window's cache lives for
+    seconds, and compressing it (dictionaries tried on every random id) cost 1.7 s of a 1M-event window's
+    9.5 s parse-and-cache (bench/RESULTS.md). The session's setting is restored after."""
+    key = "spark.sql.inMemoryColumnarStorage.compressed"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "false")
+    try:
+        yield
+    finally:
+        spark.conf.set(key, before)
+
+
 def land_windows(
     spark: SparkSession,
     bootstrap_servers: str,
@@ -275,9 +304,12 @@ def land_windows(
     both tables. `security`: the Kafka transport's Java properties, as `read_kafka_range` takes them."""
     started = time.perf_counter()
     parsed = parse_user_events(read_kafka_range(spark, bootstrap_servers, topic, ranges, security), limits)
-    cached = parsed.persist()  # read and parse once; duplicates found, counted and written from the cache
+    cached = parsed  # read and parse once (the first action below builds the cache), then all from the cache
     try:
-        checked = mark_duplicates(cached, duplicate_copies(cached))
+        with _uncompressed_cache(spark):
+            cached = parsed.persist()
+            copies = duplicate_copies(cached)
+        checked = mark_duplicates(cached, copies)
         counts = (
             checked.groupBy("window_start", "reason", F.to_date("occurred_at_ts").alias("event_date")).count().collect()
         )

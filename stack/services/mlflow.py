@@ -1,9 +1,12 @@
-"""MLflow: `mlflow server` with its backend store in PostgreSQL and artifacts under the data dir."""
+"""MLflow: `mlflow server` with its backend store in PostgreSQL and artifacts under the data dir, run as one
+process (stack/mlflow_server.py)."""
 
 from __future__ import annotations
 
-from settings import ConfigError
-from stack.procs import VENV_BIN, ProcessSpec, http_ok
+import sys
+
+from settings import PROJECT_ROOT, ConfigError
+from stack.procs import ProcessSpec, http_ok
 from stack.services.base import Service
 
 
@@ -24,9 +27,10 @@ class MLflow(Service):
         s = self.settings
         return ProcessSpec(
             name=self.name,
-            argv=[str(VENV_BIN / "mlflow"), "server", "--host", s.host, "--port", str(s.mlflow_port),
+            argv=[sys.executable, "-m", "stack.mlflow_server", "--host", s.host, "--port", str(s.mlflow_port),
                   "--workers", "1", "--serve-artifacts",
                   "--artifacts-destination", str(s.data_dir / "mlflow" / "artifacts")],
+            cwd=PROJECT_ROOT,
             # The store URI travels in the environment, not argv, so `ps` never shows a password.
             env={
                 "MLFLOW_BACKEND_STORE_URI": s.mlflow_postgres_url.replace("postgresql://", "postgresql+psycopg://", 1),
