@@ -304,7 +304,8 @@ def land_windows(
     both tables. `security`: the Kafka transport's Java properties, as `read_kafka_range` takes them."""
     started = time.perf_counter()
     parsed = parse_user_events(read_kafka_range(spark, bootstrap_servers, topic, ranges, security), limits)
-    cached = parsed  # read and parse once (the first action below builds the cache), then all from the cache
+    # read and parse once: the first action (finding duplicates) builds the cache, all else reads it
+    cached = parsed  # until persisted: `finally` then has nothing to release
     try:
         with _uncompressed_cache(spark):
             cached = parsed.persist()

@@ -24,13 +24,13 @@ def exec_server(cmd: Sequence[str], *, extra_env: Mapping[str, str] | None = Non
     os.execvpe(cmd[0], list(cmd), {**os.environ, **(extra_env or {})})
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main() -> None:
     import mlflow.server
     from mlflow.cli import cli
 
     if callable(getattr(mlflow.server, "_exec_cmd", None)):
         mlflow.server._exec_cmd = exec_server
-    cli.main(args=["server", *(sys.argv[1:] if argv is None else argv)], prog_name="mlflow")
+    cli.main(args=["server", *sys.argv[1:]], prog_name="mlflow")
 
 
 if __name__ == "__main__":
