@@ -304,7 +304,9 @@ def land_windows(
     both tables. `security`: the Kafka transport's Java properties, as `read_kafka_range` takes them."""
     started = time.perf_counter()
     parsed = parse_user_events(read_kafka_range(spark, bootstrap_servers, topic, ranges, security), limits)
-    # read and parse once: the first action (finding duplicates) builds the cache, all else reads it
+    # read and parse once: the first action (finding duplicates) builds the cache, all else reads it.
+    # Never filter `parsed` itself: the filter is pushed under the projection and inlines `from_json` into
+    # each reference of `reason`, parsing every row dozens of times (95 s for 1M rows; bench/RESULTS.md).
     cached = parsed  # until persisted: `finally` then has nothing to release
     try:
         with _uncompressed_cache(spark):

@@ -13,6 +13,8 @@ lands that same offset range alternately
 
 each into fresh table paths, against the same Spark server. Prints rows/s of each, the ratio of
 the asset's time to the bare time (median over rounds) and the Spark server's peak memory (VmHWM).
+Two floors, same offsets, to a `noop` sink (nothing written), show where landing's time goes: the Kafka
+read alone, and the read with `parse_user_events` (every quarantine rule but duplicates).
 
     .venv/bin/python -m bench.landing [--events 1000000] [--rounds 2] [--driver-memory 4g]
                                       [--spark-cluster standalone [--executor-memory 4g]]
@@ -37,7 +39,7 @@ from pyspark.sql import functions as F
 from analytics_defs.constants import TAG_KAFKA_OFFSETS, TAG_KAFKA_TOPIC
 from analytics_defs.partitions import WINDOW_MS, window_key
 from assets.bronze import bronze_landing
-from assets.landing import land_windows, read_kafka_range
+from assets.landing import land_windows, parse_user_events, read_kafka_range
 from bench.common import Services, append_result, peak_rss_mb
 from contract.topics import USER_EVENTS
 from contract.user_events import SPARK_SCHEMA_DDL
@@ -132,12 +134,21 @@ def main() -> None:
              .write.format("delta").mode("overwrite").save(str(root / f"minimal{i}")))
             return time.perf_counter() - started
 
-        bare_s, asset_s, minimal_s = [], [], []
+        def floor(validate: bool) -> float:
+            started = time.perf_counter()
+            raw = read_kafka_range(spark, svc.cfg.kafka_bootstrap, USER_EVENTS, request.ranges)
+            (parse_user_events(raw) if validate else raw).write.format("noop").mode("overwrite").save()
+            return time.perf_counter() - started
+
+        bare_s, asset_s, minimal_s, read_s, validate_s = [], [], [], [], []
         for i in range(args.rounds):
             minimal_s.append(minimal(i))
             bare_s.append(bare(i))
             asset_s.append(asset(i))
-            print(f"round {i + 1}: minimal {minimal_s[-1]:.2f}s, bare {bare_s[-1]:.2f}s, asset {asset_s[-1]:.2f}s")
+            read_s.append(floor(validate=False))
+            validate_s.append(floor(validate=True))
+            print(f"round {i + 1}: minimal {minimal_s[-1]:.2f}s, bare {bare_s[-1]:.2f}s, asset {asset_s[-1]:.2f}s, "
+                  f"read {read_s[-1]:.2f}s, read + validate {validate_s[-1]:.2f}s")
         b, a, m = statistics.median(bare_s), statistics.median(asset_s), statistics.median(minimal_s)
         spark_peak = peak_rss_mb(svc.pid("spark-connect"))
         if args.spark_cluster == "standalone":
@@ -151,6 +162,8 @@ def main() -> None:
             f"bare script:  median {b:.2f}s  -> {request.messages / b:,.0f} events/s   (runs: {', '.join(f'{x:.2f}' for x in bare_s)})",
             f"dagster run:  median {a:.2f}s  -> {request.messages / a:,.0f} events/s   (runs: {', '.join(f'{x:.2f}' for x in asset_s)})",
             f"minimal Spark: median {m:.2f}s  -> {request.messages / m:,.0f} events/s   (runs: {', '.join(f'{x:.2f}' for x in minimal_s)})",
+            f"floors, no write: Kafka read median {statistics.median(read_s):.2f}s, "
+            + f"read + parse + validate {statistics.median(validate_s):.2f}s",
             f"asset / bare: {a / b:.3f}x; bare / minimal: {b / m:.2f}x; asset / minimal: {a / m:.2f}x (target <= 1.3x)",
             f"Spark Connect server peak memory (VmHWM): {spark_peak:,.0f} MB (driver memory {args.driver_memory}){executor_peak}",
         ]
