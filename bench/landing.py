@@ -127,16 +127,18 @@ def main() -> None:
             assert result.success
             return elapsed
 
+        def window_rows():
+            return read_kafka_range(spark, svc.cfg.kafka_bootstrap, USER_EVENTS, request.ranges)
+
         def minimal(i: int) -> float:
             started = time.perf_counter()
-            raw = read_kafka_range(spark, svc.cfg.kafka_bootstrap, USER_EVENTS, request.ranges)
-            (raw.select(F.from_json(F.col("value").cast("string"), SPARK_SCHEMA_DDL).alias("e")).select("e.*")
+            (window_rows().select(F.from_json(F.col("value").cast("string"), SPARK_SCHEMA_DDL).alias("e")).select("e.*")
              .write.format("delta").mode("overwrite").save(str(root / f"minimal{i}")))
             return time.perf_counter() - started
 
         def floor(validate: bool) -> float:
             started = time.perf_counter()
-            raw = read_kafka_range(spark, svc.cfg.kafka_bootstrap, USER_EVENTS, request.ranges)
+            raw = window_rows()
             (parse_user_events(raw) if validate else raw).write.format("noop").mode("overwrite").save()
             return time.perf_counter() - started
 
@@ -150,6 +152,7 @@ def main() -> None:
             print(f"round {i + 1}: minimal {minimal_s[-1]:.2f}s, bare {bare_s[-1]:.2f}s, asset {asset_s[-1]:.2f}s, "
                   f"read {read_s[-1]:.2f}s, read + validate {validate_s[-1]:.2f}s")
         b, a, m = statistics.median(bare_s), statistics.median(asset_s), statistics.median(minimal_s)
+        read, validated = statistics.median(read_s), statistics.median(validate_s)
         spark_peak = peak_rss_mb(svc.pid("spark-connect"))
         if args.spark_cluster == "standalone":
             spark_on = (f"Spark standalone: master + 1 worker, {svc.cfg.spark_worker_cores} cores, "
@@ -162,8 +165,7 @@ def main() -> None:
             f"bare script:  median {b:.2f}s  -> {request.messages / b:,.0f} events/s   (runs: {', '.join(f'{x:.2f}' for x in bare_s)})",
             f"dagster run:  median {a:.2f}s  -> {request.messages / a:,.0f} events/s   (runs: {', '.join(f'{x:.2f}' for x in asset_s)})",
             f"minimal Spark: median {m:.2f}s  -> {request.messages / m:,.0f} events/s   (runs: {', '.join(f'{x:.2f}' for x in minimal_s)})",
-            f"floors, no write: Kafka read median {statistics.median(read_s):.2f}s, "
-            + f"read + parse + validate {statistics.median(validate_s):.2f}s",
+            f"floors, no write: Kafka read median {read:.2f}s, read + parse + validate {validated:.2f}s",
             f"asset / bare: {a / b:.3f}x; bare / minimal: {b / m:.2f}x; asset / minimal: {a / m:.2f}x (target <= 1.3x)",
             f"Spark Connect server peak memory (VmHWM): {spark_peak:,.0f} MB (driver memory {args.driver_memory}){executor_peak}",
         ]
