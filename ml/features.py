@@ -1,23 +1,29 @@
 """The feature registry: every per-user feature of `user_features`, declared once.
 
-Each feature has a name, the window it is computed over (the feature day alone, or the 7 days up to and
-including it), a type, what it means, the SQL aggregate that computes it and the transform a model
-applies before scaling. The features asset compiles its Spark job from this list (one GROUP BY user_id
-over the prepared events below), the ML code builds its matrices from it, and the tests recompute a
-sample of users independently in pandas from the same definitions' descriptions.
+Each feature has a name, the window it is computed over (the last 24 hours, "1d", or the 7 x 24 hours,
+"7d", up to the features' `as_of`), a type, what it means, the SQL aggregate that computes it and the
+transform a model applies before scaling. The features asset compiles its Spark job from this list (one
+GROUP BY user_id over the prepared events below), the ML code builds its matrices from it, and the tests
+recompute a sample of users independently in pandas from the same definitions' descriptions.
 
-The aggregates read a per-event view of the 7 days up to the feature day D (silver rows with
-event_date in [D-6, D]) with these helper columns:
+`as_of` is the end of the feature day D once D is over (the window is then exactly the event days
+D-6..D), and the latest event of D while D is still open (the window then trails by 7 x 24 hours):
+so a feature means the same whenever it is computed (assets/featurize.py). The aggregates read a per-event
+view of the window with these helper columns:
 
-    is_day        the event is on D itself
+    is_day        the event is within the last 24 hours of the window (on D itself, for a closed day)
+    days_ago      whole days between the event and as_of, 0-6 (D - event_date, for a closed day)
     hour          UTC hour of day as a fraction (13.5 = 13:30)
     minute_count  events of the same user in the same minute
-    gap_s         seconds since the same user's previous event in the 7 days (null for the first)
+    gap_s         seconds since the same user's previous event in the window (null for the first)
     amount        the purchase amount, decimal (null for other events)
 
 besides silver's own columns (event_type, event_date, session_id, ip, country, device_id, lon, ...).
 
-Every feature is defined for every user row (no nulls): counts are 0, ratios of nothing are 0.
+Every feature is defined for every user row (no nulls): counts are 0, ratios of nothing are 0. Distinct
+counts are `size(collect_set(x))`, not `count(DISTINCT x)`: the same figure (nulls left out), but Spark
+expands every row once per DISTINCT aggregate, and with seven of them the job took 36.6 s instead of 10.0 s
+on a window of 3.6M events (local[2], 2026-12-03).
 
 Time of day, local: users live in every time zone, so a UTC hour mixes who a person is with where they
 live (a night owl in New York is active at 05:00-09:00 UTC, a daytime user in Mumbai at 04:00-14:00 UTC).
@@ -39,7 +45,7 @@ NIGHT_HOURS = (0, 6)  # [0:00, 6:00) UTC counts as night
 @dataclass(frozen=True)
 class Feature:
     name: str
-    window: str  # "1d" (the feature day) or "7d" (the 7 days up to and including it)
+    window: str  # "1d" (the last 24 hours up to as_of) or "7d" (the 7 x 24 hours up to as_of)
     dtype: str  # "long" or "double"
     description: str
     sql: str  # Spark SQL aggregate over the prepared events
@@ -64,14 +70,17 @@ _SHARED_TYPES = ("PAGE_VIEW", "SEARCH", "ADD_TO_CART", "PURCHASE", "LOGIN_FAILED
 
 FEATURES: tuple[Feature, ...] = (
     # volume and sessions
-    Feature("events_7d", "7d", "long", "Events in the 7 days.", "count(*)", "log1p"),
-    Feature("events_1d", "1d", "long", "Events on the feature day.", "count_if(is_day)", "log1p"),
-    Feature("sessions_7d", "7d", "long", "Distinct sessions in the 7 days.", "count(DISTINCT session_id)", "log1p"),
-    Feature("sessions_1d", "1d", "long", "Distinct sessions on the feature day.",
-            "count(DISTINCT CASE WHEN is_day THEN session_id END)", "log1p"),
-    Feature("active_days_7d", "7d", "long", "Days with at least one event, of the 7.", "count(DISTINCT event_date)"),
+    Feature("events_7d", "7d", "long", "Events in the 7 days (7 x 24 hours up to as_of).", "count(*)", "log1p"),
+    Feature("events_1d", "1d", "long", "Events in the last 24 hours (on the feature day, once it is over).",
+            "count_if(is_day)", "log1p"),
+    Feature("sessions_7d", "7d", "long", "Distinct sessions in the 7 days.", "size(collect_set(session_id))", "log1p"),
+    Feature("sessions_1d", "1d", "long", "Distinct sessions in the last 24 hours.",
+            "size(collect_set(CASE WHEN is_day THEN session_id END))", "log1p"),
+    Feature("active_days_7d", "7d", "long",
+            "Days of the 7 (24-hour periods back from as_of; calendar days once the day is over) with an event.",
+            "size(collect_set(days_ago))"),
     Feature("events_per_session_7d", "7d", "double", "Events per session over the 7 days.",
-            "count(*) / greatest(count(DISTINCT session_id), 1)", "log1p"),
+            "count(*) / greatest(size(collect_set(session_id)), 1)", "log1p"),
     # when
     Feature("hour_mean_7d", "7d", "double",
             "Circular mean of the UTC hour of the user's events, 0-24 (the user's typical activity hour).",
@@ -106,30 +115,30 @@ FEATURES: tuple[Feature, ...] = (
             "coalesce(percentile(gap_s, 0.5), 0.0)", "log1p"),
     Feature("peak_events_per_minute_7d", "7d", "long", "Most events of the user within one clock minute.",
             "max(minute_count)", "log1p"),
-    Feature("peak_events_per_minute_1d", "1d", "long", "Most events within one clock minute on the feature day.",
+    Feature("peak_events_per_minute_1d", "1d", "long", "Most events within one clock minute in the last 24 hours.",
             "coalesce(max(CASE WHEN is_day THEN minute_count END), 0)", "log1p", model_input=False),
     # security
     Feature("failed_login_ratio_7d", "7d", "double", "Failed logins / all logins (failed + successful).",
             "count_if(event_type = 'LOGIN_FAILED') / "
             "greatest(count_if(event_type IN ('LOGIN_FAILED', 'LOGIN_SUCCESS')), 1)"),
-    Feature("failed_logins_1d", "1d", "long", "Failed logins on the feature day.", _count("LOGIN_FAILED", True),
+    Feature("failed_logins_1d", "1d", "long", "Failed logins in the last 24 hours.", _count("LOGIN_FAILED", True),
             "log1p", model_input=False),
     Feature("password_resets_7d", "7d", "long", "Password resets.", _count("PASSWORD_RESET"), "log1p"),
-    Feature("distinct_ips_7d", "7d", "long", "Distinct IP addresses.", "count(DISTINCT ip)", "log1p"),
-    Feature("distinct_ips_1d", "1d", "long", "Distinct IP addresses on the feature day.",
-            "count(DISTINCT CASE WHEN is_day THEN ip END)", "log1p", model_input=False),
-    Feature("distinct_countries_7d", "7d", "long", "Distinct countries.", "count(DISTINCT country)", "log1p"),
-    Feature("distinct_devices_7d", "7d", "long", "Distinct devices.", "count(DISTINCT device_id)", "log1p"),
+    Feature("distinct_ips_7d", "7d", "long", "Distinct IP addresses.", "size(collect_set(ip))", "log1p"),
+    Feature("distinct_ips_1d", "1d", "long", "Distinct IP addresses in the last 24 hours.",
+            "size(collect_set(CASE WHEN is_day THEN ip END))", "log1p", model_input=False),
+    Feature("distinct_countries_7d", "7d", "long", "Distinct countries.", "size(collect_set(country))", "log1p"),
+    Feature("distinct_devices_7d", "7d", "long", "Distinct devices.", "size(collect_set(device_id))", "log1p"),
     # shopping
     Feature("page_views_7d", "7d", "long", "Page views.", _count("PAGE_VIEW"), "log1p"),
     Feature("searches_7d", "7d", "long", "Searches.", _count("SEARCH"), "log1p"),
     Feature("cart_adds_7d", "7d", "long", "Items added to the cart.", _count("ADD_TO_CART"), "log1p"),
     Feature("purchases_7d", "7d", "long", "Purchases.", _count("PURCHASE"), "log1p"),
-    Feature("purchases_1d", "1d", "long", "Purchases on the feature day.", _count("PURCHASE", True), "log1p",
+    Feature("purchases_1d", "1d", "long", "Purchases in the last 24 hours.", _count("PURCHASE", True), "log1p",
             model_input=False),
     Feature("purchase_amount_7d", "7d", "double", "Sum of purchase amounts (in the purchase's own currency).",
             "coalesce(sum(CASE WHEN event_type = 'PURCHASE' THEN amount END), 0.0)", "log1p"),
-    Feature("purchase_amount_1d", "1d", "double", "Sum of purchase amounts on the feature day.",
+    Feature("purchase_amount_1d", "1d", "double", "Sum of purchase amounts in the last 24 hours.",
             "coalesce(sum(CASE WHEN event_type = 'PURCHASE' AND is_day THEN amount END), 0.0)", "log1p",
             model_input=False),
     Feature("cart_to_purchase_7d", "7d", "double",

@@ -38,7 +38,7 @@ CHAMPION_ALIAS = "champion"
 MODEL_ARTIFACT = "model"
 # skops loads only the types it is told to trust: IsolationForest's trees (sklearn.tree._tree.Tree) and our
 # own pipeline step. These files are written by this code into our own artifact store.
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "ml.anomaly.PeerResiduals"]
+SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "ml.anomaly.PeerResiduals", "ml.anomaly.DeviationSummary"]
 TAG_PROMOTION_PREFIX = "promotion."
 
 

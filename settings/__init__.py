@@ -129,12 +129,19 @@ class Settings(BaseSettings):
     # the dashboard's read-only database login when POSTGRES_URL names an external server
     dashboard_postgres_url: SecretStr | None = _env("DASHBOARD_POSTGRES_URL", None)
     simulator_enabled: bool = _env("SIMULATOR_ENABLED", True)
-    simulator_rate: int = _env("SIMULATOR_RATE", 200, gt=0)
+    # the simulated user service: events/s and people (about 108 events per user a day at the defaults), attack
+    # scenarios per minute, and the days of history produced on a data dir's first start (simulator/history.py;
+    # 7 days at 5 events/s are 3.3M events, which this 2-core machine lands and refines within minutes)
+    simulator_rate: float = _env("SIMULATOR_RATE", 5.0, gt=0)
+    simulator_users: int = _env("SIMULATOR_USERS", 4000, ge=1)
     simulator_scenario_rate: float = _env("SIMULATOR_SCENARIO_RATE", 2.0, ge=0)
+    simulator_history_days: int = _env("SIMULATOR_HISTORY_DAYS", 7, ge=0, le=60)
     # the lakehouse itself
     partitions_start: str | None = _env("LAKEHOUSE_PARTITIONS_START", None)
-    # event dates before the first window that silver (by event date) still accepts: replayed and late data
-    event_lookback_days: int = _env("LAKEHOUSE_EVENT_LOOKBACK_DAYS", 1, ge=0)
+    # event dates before the first window that silver (by event date) still accepts: the history the simulator
+    # produces on a first start (SIMULATOR_HISTORY_DAYS, 7) and a replay of up to Kafka's default retention
+    # (7 days) by a user service after an outage
+    event_lookback_days: int = _env("LAKEHOUSE_EVENT_LOOKBACK_DAYS", 14, ge=0)
     # today's silver, features and SQL models are refreshed at most this often (seconds)
     silver_refresh_interval_s: int = _env("SILVER_REFRESH_INTERVAL_S", 300, ge=10)
     warehouse_root: str | None = _env("LAKEHOUSE_WAREHOUSE", None)

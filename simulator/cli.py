@@ -18,6 +18,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from contract.detection import DetectionThresholds
@@ -25,10 +26,14 @@ from contract.topics import USER_EVENTS
 from contract.user_events import DEFAULT_MAX_PAYLOAD_BYTES
 from settings import current
 from simulator.config import CLOCK_REALTIME, CLOCK_SIMULATED, SimulatorConfig, SimulatorConfigError
+from simulator.history import produce_history
 from simulator.population_store import PopulationStore
 from simulator.produce import check_topic, ensure_reachable, make_producer, run
 
 log = logging.getLogger("simulator")
+# History is produced at most this fast: a broker minute then holds ~600k messages, a window a landing run
+# on the default 2 GB Spark driver takes in about 20 s (bench/RESULTS.md, the first-hour entry).
+HISTORY_PACE = 10_000.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -94,6 +99,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="keep the simulated users in this directory and continue them on every start (the stack's "
         "service uses <data dir>/simulator/population); without it each run has a population of its own",
+    )
+    p.add_argument(
+        "--history-days",
+        type=int,
+        default=0,
+        help="with --population: on its first start, produce this many days of history of the population "
+        "(simulated clock, then real time; simulator/history.py) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--history-pace",
+        type=float,
+        default=HISTORY_PACE,
+        help="messages per wall-clock second while producing the history (default: %(default)s)",
     )
     p.add_argument(
         "--max-payload-bytes",
@@ -165,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     _stop_on_signals(stop)
     store = PopulationStore(args.population) if args.population else None
+    if store is not None and args.history_days > 0:
+        produce_history(config, producer, store, current().data_dir / "simulator", args.history_days,
+                        args.history_pace, int(time.time() * 1000), stop)
+    if stop.is_set():
+        return 0
     if store is not None:
         log.info("population %s: %s", args.population, "continued" if store.exists() else "created")
     summary = run(config, producer, stop=stop, store=store)

@@ -1,7 +1,8 @@
 """Users whose behaviour drifts into anomaly over a run: positives for the ML anomaly model.
 
-A drifting user starts as an ordinary member of its persona and, from `start_ms` over `ramp_ms`,
-moves towards one anomaly. Drift never crosses a CEP threshold (its sessions go through the same
+A drifting user starts as an ordinary member of its persona (sessions as often, and at the same local
+hours, as the background users of that persona in this run) and, from `start_ms` over `ramp_ms`, moves
+towards one anomaly. Drift never crosses a CEP threshold (its sessions go through the same
 guards as all background traffic): it is meant to be caught by behaviour, not by a rule.
 """
 
@@ -16,8 +17,14 @@ from simulator.geo import CITIES
 from simulator.personas import PERSONAS_BY_NAME, Persona
 from simulator.population import Device, User
 
+_HOUR_MS = 3_600_000
 DRIFT_KINDS: tuple[str, ...] = ("scraper", "night_shift", "globetrotter", "big_spender")
-BASE_SESSION_GAP_MS = 15 * 60_000  # mean pause between sessions of a drifting user before drift
+# personas a drift kind would not change: night owls already live at 1-5 am (as bot-like scrapers already
+# scrape, which is why they never drift at all); such a user gets the next kind of the rotation instead
+UNCHANGED_BY: dict[str, frozenset[str]] = {"night_shift": frozenset({"night_owl"})}
+# mean pause between sessions of a drifting user before any background session of its persona was seen
+# (the engine passes the measured mean of its persona's background users once it has one)
+BASE_SESSION_GAP_MS = 15 * 60_000
 
 
 @dataclass
@@ -67,11 +74,21 @@ class Drift:
         city = rng.choice(abroad)
         return city.country, city.lat, city.lon
 
-    def next_session_ms(self, after_ms: int, rng: random.Random) -> int:
-        """When the next session starts: scrapers return ever sooner, night shifters move to 1-5 am."""
+    def next_session_ms(self, after_ms: int, rng: random.Random, mean_gap_ms: float = BASE_SESSION_GAP_MS) -> int:
+        """When the next session starts. Before the drift, like a background user of the persona: on average
+        `mean_gap_ms` apart, more often at the local hours the persona is active (thinning by its hour
+        weights). Then scrapers return ever sooner (down to a tenth of the gap) and night shifters move
+        their sessions to 1-5 am local time."""
         r = self.level(after_ms)
-        mean = BASE_SESSION_GAP_MS * (1 - 0.9 * r if self.kind == "scraper" else 1.0)
-        ts = after_ms + int(rng.expovariate(1.0 / mean))
+        mean = mean_gap_ms * (1 - 0.9 * r if self.kind == "scraper" else 1.0)
+        weights = self.user.persona.hour_weights
+        top, average = max(weights), sum(weights) / len(weights)
+        offset_ms = int(self.user.city.utc_offset_h * _HOUR_MS)
+        ts = after_ms
+        while True:  # a Poisson process at the busiest hour's rate, thinned to each hour's weight
+            ts += max(1, int(rng.expovariate(top / average / mean)))
+            if rng.random() * top < weights[((ts + offset_ms) // _HOUR_MS) % 24]:
+                break
         if self.kind == "night_shift" and rng.random() < r:
             ts = _next_local_night(ts, self.user.city.utc_offset_h, rng)
         return ts
@@ -83,7 +100,7 @@ def _blend(a: float, b: float, r: float) -> float:
 
 def _next_local_night(ts: int, utc_offset_h: float, rng: random.Random) -> int:
     """A random moment between 1 and 5 am local time, at or after `ts`."""
-    hour_ms = 3_600_000
+    hour_ms = _HOUR_MS
     offset_ms = int(utc_offset_h * hour_ms)
     local = ts + offset_ms
     night = local - local % (24 * hour_ms) + hour_ms + int(rng.random() * 4 * hour_ms)
@@ -105,7 +122,8 @@ def plan_drifts(
     chosen = rng.sample(candidates, min(count, len(candidates)))
     drifts = []
     for i, user in enumerate(chosen):
-        kind = DRIFT_KINDS[i % len(DRIFT_KINDS)]
+        rotation = DRIFT_KINDS[i % len(DRIFT_KINDS):] + DRIFT_KINDS[: i % len(DRIFT_KINDS)]
+        kind = next(k for k in rotation if user.persona.name not in UNCHANGED_BY.get(k, ()))
         user.drift = kind
         if kind == "scraper":
             user.devices = (*user.devices, new_bot_device())

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from contract.user_events import QuarantineReason
 from simulator.config import CLOCK_REALTIME, OPEN_ENDED_HORIZON_MS, SimulatorConfig
-from simulator.drift import Drift, plan_drifts
+from simulator.drift import BASE_SESSION_GAP_MS, Drift, plan_drifts
 from simulator.geo import City
 from simulator.malformed import HEADER_EXPECTED, KIND_DUPLICATE, KIND_MALFORMED, MalformedFactory
 from simulator.personas import PERSONAS_BY_NAME
@@ -52,6 +52,7 @@ ATTACKER_IP_BASE = "185.0.0.0"  # attackers' addresses: a range no user ever get
 # rate instead of ramping up while the first sessions unfold (warm-up events are not encoded).
 WARMUP_MS = 300_000
 _DRAWS = 16  # draws of a user before a second is given up as saturated
+MIN_SESSIONS_FOR_GAP = 50  # background sessions of a persona before its measured session gap is used
 
 
 _occurred_at = itemgetter(0)
@@ -137,16 +138,17 @@ class Simulator:
             random.Random(f"{seed}:malformed"), config.max_payload_bytes, config.future_offset_ms
         )
         self._attacker_ips = IpPool(ATTACKER_IP_BASE, attacker_ips)
+        drift_rng = random.Random(f"{seed}:drift")
+        drifts = (self._plan_drifts(drift_rng) if population is None else population.drifts) if config.scenarios else []
+        self._prepare_arrivals()  # the background population: everyone who does not drift
         if config.scenarios:
-            drift_rng = random.Random(f"{seed}:drift")
-            self._schedule_drifts(self._plan_drifts(drift_rng) if population is None else population.drifts, drift_rng)
+            self._schedule_drifts(drifts, drift_rng)
             self._scenario_ctx = ScenarioContext(
                 random.Random(f"{seed}:scenarios"), t, self._new_scenario_user, self._attacker_ips
             )
             self._scenario_turn = 0
             if config.scenario_rate > 0:
                 self._at(self.start_ms + int(self._scenario_interval_ms() / 2), self._scenario_tick)
-        self._prepare_arrivals()
 
     # -- set-up -------------------------------------------------------------------------------------
 
@@ -174,7 +176,8 @@ class Simulator:
             )
             self.labels.append(label)
             self._drifts.append((drift, label))
-            self._at(drift.next_session_ms(self.start_ms, rng), self._drift_session_fn(drift, label, rng))
+            self._at(drift.next_session_ms(self.start_ms, rng, self._session_gap_ms(drift.user)),
+                     self._drift_session_fn(drift, label, rng))
 
     def _prepare_arrivals(self) -> None:
         """Per UTC hour, cumulative weights of the (persona, time zone) groups of background users."""
@@ -183,6 +186,18 @@ class Simulator:
             if user.drift is None:
                 groups.setdefault((user.persona.name, user.city.utc_offset_h), []).append(user)
         self._groups = list(groups.values())
+        self._persona_users = Counter(name for (name, _), members in groups.items() for _ in members)
+        self._persona_sessions: Counter[str] = Counter()
+        # expected session gap per persona before any session is seen: sessions share the rate by weight
+        weight = {name: self._persona_users[name] * p.activity * sum(p.hour_weights) / 24
+                  for name, p in PERSONAS_BY_NAME.items()}
+        total = sum(weight.values())
+        events_per_session = sum(weight[n] * (p.body_events_mean + 2) for n, p in PERSONAS_BY_NAME.items()) / (total or 1)
+        self._prior_gap_ms = {
+            name: (self._persona_users[name] * events_per_session * 1000 / (self.config.rate * weight[name] / total)
+                   if weight[name] else BASE_SESSION_GAP_MS)
+            for name in PERSONAS_BY_NAME
+        }
         self._hourly = []
         for hour in range(24):
             weights = [
@@ -193,6 +208,15 @@ class Simulator:
             ]
             self._hourly.append((list(accumulate(weights)), sum(weights)))
         self._planned_events = 0
+
+    def _session_gap_ms(self, user: User, now_ms: int | None = None) -> float:
+        """The mean time between two sessions of a background user of `user`'s persona in this run so far
+        (its users' sessions over the time elapsed): what a drifting user keeps to before its drift."""
+        sessions, users = self._persona_sessions[user.persona.name], self._persona_users[user.persona.name]
+        elapsed = (now_ms if now_ms is not None else self.start_ms) - self._clock_start_ms
+        if sessions < MIN_SESSIONS_FOR_GAP or elapsed <= 0:
+            return self._prior_gap_ms[user.persona.name]
+        return users * elapsed / sessions
 
     def _scenario_interval_ms(self) -> float:
         return 60_000 / self.config.scenario_rate
@@ -242,6 +266,7 @@ class Simulator:
                 bucket.append((ts, key, payload, KIND_BACKGROUND, None))
             self._planned_events += writer.planned - before
             self.sessions += 1
+            self._persona_sessions[user.persona.name] += 1
 
     def _drift_session_fn(self, drift: Drift, label: Label, rng: random.Random) -> Callable[[int], None]:
         user = drift.user
@@ -257,7 +282,7 @@ class Simulator:
                 else:
                     self._put(ts, key, payload, KIND_BACKGROUND, None)
             self.sessions += 1
-            self._at(drift.next_session_ms(user.next_free_ms, rng), session)
+            self._at(drift.next_session_ms(user.next_free_ms, rng, self._session_gap_ms(user, start)), session)
 
         return session
 

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -131,6 +131,10 @@ def run(
     stop: threading.Event | None = None,
     flush_timeout_s: float = 60.0,
     store: PopulationStore | None = None,
+    continue_population: bool = True,
+    pace: float | None = None,
+    resume_after: int = 0,
+    checkpoint: Callable[[int, int | None], None] | None = None,
 ) -> dict:
     """Produce one simulator run to `config.topic`, then write its ground truth; returns the summary.
 
@@ -138,30 +142,41 @@ def run(
     The summary adds to the simulator's counts: produced, delivered, failed (by error), seconds spent
     generating and producing, and the resulting messages per second.
 
-    With a `store`, the run continues the population kept there (or creates it) and checkpoints it,
-    with the run's ground truth so far, every CHECKPOINT_S seconds and at the end.
+    With a `store`, the run continues the population kept there (or creates it; with
+    `continue_population=False` it always builds it from the seed) and checkpoints it, with the run's
+    ground truth so far, every CHECKPOINT_S seconds and at the end. `pace` caps the messages handed to
+    the producer per wall-clock second (a simulated-clock run would otherwise pack days into a few broker
+    minutes). The stream is deterministic in its config, so an interrupted run resumes by generating and
+    not producing its first `resume_after` messages; `checkpoint(position, occurred_at)` is called after
+    every periodic flush with how many messages of the stream are delivered by then and the simulated
+    time reached.
     """
     stop = stop or threading.Event()
-    population = store.load() if store is not None and store.exists() else None
+    population = store.load() if store is not None and store.exists() and continue_population else None
     sim = Simulator(config, stop=stop, idle=producer.poll, population=population)
     runs = (population.runs if population else 0) + 1
     run_id = config.resolved_run_id()
     out_dir = config.resolved_out_dir(run_id)
     delivery = Delivery()
-    topic, produced, malformed_seen = config.topic, 0, 0
+    topic, produced, malformed_seen, position = config.topic, 0, 0, 0
     generate_s = produce_s = 0.0
     started = last_checkpoint = time.perf_counter()
     stream = sim.events()
     chunk_size = CHUNK if config.clock == CLOCK_SIMULATED else 1
+    if pace is not None:
+        chunk_size = max(1, min(chunk_size, int(pace)))
     if store is not None:
         store.save(sim.population(runs), clean=False)
     try:
         while True:
-            if store is not None and time.perf_counter() - last_checkpoint > CHECKPOINT_S:
+            if (store is not None or checkpoint is not None) and time.perf_counter() - last_checkpoint > CHECKPOINT_S:
                 last_checkpoint = time.perf_counter()
                 producer.flush(flush_timeout_s)  # the truth on disk never names a message still in flight
-                store.save(sim.population(runs), clean=False)
+                if store is not None:
+                    store.save(sim.population(runs), clean=False)
                 write_ground_truth(out_dir, sim.ground_truth({"run_id": run_id, "out_dir": str(out_dir)}))
+                if checkpoint is not None:
+                    checkpoint(position, sim.last_ts)
             t0 = time.perf_counter()
             chunk = list(islice(stream, chunk_size))
             t1 = time.perf_counter()
@@ -169,16 +184,23 @@ def run(
             if not chunk:
                 break
             for key, value, headers, _kind in chunk:
+                position += 1
                 if headers is None:
                     callback = delivery
                 else:  # sim.malformed[i] describes the i-th message with headers
                     record = sim.malformed[malformed_seen]
                     malformed_seen += 1
                     callback = _malformed_callback(delivery, record.on_delivery)
+                if position <= resume_after:
+                    continue
                 _send(producer, topic, key, value, headers, callback)
                 produced += 1
                 if produced % POLL_EVERY == 0:
                     producer.poll(0)
+            if pace is not None:
+                ahead = produced / pace - (time.perf_counter() - started)
+                if ahead > 0:
+                    producer.poll(ahead)
             produce_s += time.perf_counter() - t1
     finally:
         t2 = time.perf_counter()
@@ -189,6 +211,7 @@ def run(
             "run_id": run_id,
             "out_dir": str(out_dir),
             "produced": produced,
+            "stream_position": position,
             "delivered": delivery.delivered,
             "failed": delivery.failed,
             "undelivered_after_flush": undelivered,

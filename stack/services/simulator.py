@@ -1,7 +1,8 @@
 """The simulator: simulated user traffic at a modest real-time rate, so data flows after `up`
 (SIMULATOR_ENABLED=0 switches it off). Its users belong to the data directory
-(<data>/simulator/population, continued on every start); the ground truth of each start is written to
-<data>/simulator/<run id>/ and read by `lakehouse score-alerts`."""
+(<data>/simulator/population, continued on every start); on the first start it first produces
+SIMULATOR_HISTORY_DAYS of their history (simulator/history.py). The ground truth of each start is written
+to <data>/simulator/<run id>/ and read by `lakehouse score-alerts`."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ class Simulator(Service):
         return ProcessSpec(
             name=self.name,
             argv=[sys.executable, "-m", "simulator", "--clock", "realtime", "--rate", str(rate),
-                  "--users", str(max(1000, 25 * rate)), "--population", str(self.population_dir),
-                  "--scenario-rate", str(self.settings.simulator_scenario_rate)],
+                  "--users", str(self.settings.simulator_users), "--population", str(self.population_dir),
+                  "--scenario-rate", str(self.settings.simulator_scenario_rate),
+                  "--history-days", str(self.settings.simulator_history_days)],
             env=self.settings.service_env(),
             cwd=PROJECT_ROOT,
             healthy=self.healthy,

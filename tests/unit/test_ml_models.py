@@ -13,6 +13,7 @@ from bench.ml_data import synthetic_features
 from contract.alerts import Severity
 from ml.anomaly import (
     ALERT_RULE,
+    DeviationSummary,
     PeerResiduals,
     anomaly_metrics,
     choose_threshold,
@@ -237,12 +238,28 @@ def test_peer_residuals_are_z_scores_within_the_nearest_group_with_a_floor_on_th
     rng = np.random.default_rng(0)
     a = np.c_[rng.normal(0, 1, 200), np.zeros(200)]  # second feature constant within group a
     b = np.c_[rng.normal(50, 2, 200), rng.normal(10, 3, 200)]
-    peers = PeerResiduals(n_segments=2, seed=0, min_scale=0.05).fit(np.r_[a, b])
+    peers = PeerResiduals(n_segments=2, seed=0, min_scale=0.05, pooled_share=0.0).fit(np.r_[a, b])
     group_a, group_b = peers.peer_group([[0.0, 0.0]])[0], peers.peer_group([[50.0, 10.0]])[0]
     assert group_a != group_b and peers.scale_[group_a][1] == 0.05
     z = peers.transform([[2.0, 0.0], [50.0, 10.0 + 3 * peers.scale_[group_b][1]], [0.0, 1.0]])
     assert z[0][0] == pytest.approx((2.0 - peers.center_[group_a][0]) / peers.scale_[group_a][0])
     assert z[1][1] == pytest.approx(3.0, abs=0.2) and z[2][1] == pytest.approx(20.0)
+    # by default a group's spread is at least half the feature's median spread over the groups
+    pooled = PeerResiduals(n_segments=2, seed=0).fit(np.r_[a, b])
+    assert pooled.scale_[group_a][1] == pytest.approx(0.5 * np.median([0.0, b[:, 1].std()]))
+
+
+def test_deviations_are_shrunk_by_the_evidence_and_summarised_one_sided():
+    rng = np.random.default_rng(1)
+    X = np.c_[rng.normal(0, 1, 400), np.log1p(rng.integers(5, 500, 400))]
+    peers = PeerResiduals(n_segments=1, seed=0, evidence=(1, 0.0, 1.0), evidence_events=30).fit(X)
+    few, many = np.array([[3.0, np.log1p(10)]]), np.array([[3.0, np.log1p(990)]])
+    assert peers.weight(few)[0] == pytest.approx(np.sqrt(10 / 40)) and peers.weight(many)[0] == pytest.approx(np.sqrt(990 / 1020))
+    assert abs(peers.transform(few)[0, 0]) < abs(peers.transform(many)[0, 0])
+    summary = DeviationSummary(top=2).fit(np.zeros((10, 4)) + np.r_[0.5, 0.1, 0.1, 0.1])
+    out = summary.transform(np.array([[0.0, 0.0, 0.0, 0.0], [0.0, -9.0, 4.0, 0.0]]))
+    assert out[0] == pytest.approx(summary.median_)  # closer to the group than usual: the median
+    assert out[1][:2] == pytest.approx([9.0, 4.0]) and out[1][2] == pytest.approx(np.sqrt((81 + 16) / 4))
 
 
 def test_metrics_say_honestly_when_the_threshold_flags_nobody():

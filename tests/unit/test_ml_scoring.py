@@ -121,9 +121,11 @@ def test_alerts_follow_the_contract_and_the_loader_accepts_them(run, detector):
     assert [a["alert_id"] for a in anomaly_alerts(scores, DAY, DETECTED + 5)] == [a["alert_id"] for a in alerts]
 
 
-def test_drifting_users_are_among_the_alerts(run, detector):
+def test_the_alerts_are_mostly_drifting_users(run, detector):
+    """2% of the users drift and the budget is 1%: the alerts cannot name them all, but most alerts must
+    name one."""
     alerted = {a["user_id"] for a in anomaly_alerts(score_anomalies(detector, run.features, DAY), DAY, DETECTED)}
-    assert len(alerted & run.drifting) >= len(run.drifting) // 3
+    assert alerted and len(alerted & run.drifting) >= 0.75 * len(alerted)
 
 
 def _segments(rows, day, version="1"):
