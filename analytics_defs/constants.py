@@ -24,7 +24,13 @@ SQL_MODELS_ROOT = "models"  # SQL models live at models/<name>
 
 # Materialisation metadata of bronze read by the silver refresh: {"YYYY-MM-DD": rows landed of that event date}
 EVENT_DATES_METADATA = "event_dates"
+# ... and the event dates outside the event-day partitions (late or replayed data silver cannot take yet)
+OUTSIDE_EVENT_DAYS_METADATA = "event_dates_outside_partitions"
+# Materialisation metadata of user_features read by the training sensor: True once the day's features are final
+FEATURES_CLOSED_METADATA = "closed"
 
+# Run tag of a training run: the features day it trains on
+TAG_FEATURE_DATE = "lakehouse/feature_date"
 # Run tags set by the Kafka window sensor
 TAG_KAFKA_TOPIC = "lakehouse/kafka_topic"
 TAG_KAFKA_OFFSETS = "lakehouse/kafka_offsets"  # {"<partition>": [start, end), ...}

@@ -1,9 +1,9 @@
-"""The ML and serving area: training and promotion of the two models, and the daily scoring that
-publishes segments, anomaly scores, ML alerts and segment-change insights.
+"""The ML and serving area: training and promotion of the two models, and the scoring that publishes
+segments, anomaly scores, ML alerts and segment-change insights.
 
-- Retraining: daily at 02:00 UTC (after the nightly close of yesterday's features), on yesterday's
-  features; on demand from the UI (materialize the training assets, optionally with another
-  feature_date in the run config).
+- Training: by itself on each of the last two closed days once its features are final (the sensor
+  `model_training_sensor`: a deployment's first hour with history, then every night after the close), or
+  on demand from the UI (materialize the training assets, optionally with another feature_date).
 - Scoring: today's and yesterday's scores refresh themselves when their features or a champion change
   (automation), never while a run of them is in progress; older days by backfill.
 """
@@ -22,24 +22,14 @@ from analytics_defs.constants import (
 )
 from assets.models import anomaly_champion, anomaly_model, segmentation_champion, segmentation_model
 from assets.scoring import behavior_anomaly_scores, user_segments
-
-TRAINING_CRON = "0 2 * * *"
+from sensors.model_training import model_training_sensor
 
 ml_training_job = dg.define_asset_job(
     name=ML_TRAINING_JOB,
     selection=dg.AssetSelection.assets(SEGMENTATION_MODEL, SEGMENTATION_CHAMPION, ANOMALY_MODEL, ANOMALY_CHAMPION),
-    description="Train both models on a day of user features, log and register them in MLflow, and promote "
-    "each one whose no_worse_than_champion check passes.",
+    description="Train both models on a closed day of user features, log and register them in MLflow, and "
+    "promote each one whose recorded promotion decision (its no_worse_than_champion check) says promote.",
     tags={"lakehouse/pipeline": "ml", **BATCH_LANE},
-)
-
-daily_retraining = dg.ScheduleDefinition(
-    name="daily_retraining",
-    job=ml_training_job,
-    cron_schedule=TRAINING_CRON,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Retrain both models at 02:00 UTC on yesterday's features.",
 )
 
 scoring_automation = dg.AutomationConditionSensorDefinition(
@@ -55,6 +45,5 @@ defs = dg.Definitions(
     assets=[segmentation_model, segmentation_champion, anomaly_model, anomaly_champion, user_segments,
             behavior_anomaly_scores],
     jobs=[ml_training_job],
-    schedules=[daily_retraining],
-    sensors=[scoring_automation],
+    sensors=[model_training_sensor, scoring_automation],
 )

@@ -33,12 +33,16 @@ def day_predicate(day: date, column: str) -> str:
 
 
 def replace_where(
-    df: DataFrame, path: str, predicate: str, partition_by: str, stats_columns: Sequence[str] | None = None
+    df: DataFrame, path: str, predicate: str, partition_by: str, stats_columns: Sequence[str] | None = None,
+    merge_schema: bool = False,
 ) -> None:
     """Atomically replace the rows matching `predicate` in the Delta table at `path` (created if it does
     not exist yet, partitioned by `partition_by`). Creating the table sets its data-skipping statistics
-    columns when given (a table property, kept by later writes)."""
+    columns when given (a table property, kept by later writes). `merge_schema` lets the write add columns
+    to an existing table (older partitions read them as null)."""
     writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate).partitionBy(partition_by)
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if stats_columns:
         writer = writer.option("delta.dataSkippingStatsColumns", ",".join(stats_columns))
     writer.save(path)

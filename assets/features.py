@@ -4,6 +4,7 @@ import dagster as dg
 
 from analytics_defs.automation import refresh_on_upstream_update
 from analytics_defs.constants import (
+    FEATURES_CLOSED_METADATA,
     SILVER_USER_EVENTS,
     SILVER_USER_EVENTS_TABLE,
     USER_FEATURES,
@@ -22,9 +23,10 @@ EXPECTATIONS = "great_expectations"
 
 @dg.asset(
     key=USER_FEATURES,
-    description=f"One row per user active in the {WINDOW_DAYS} days up to and including the day, computed only "
-    "from silver events of those days (no feature of day D sees an event of D+1). Features and their "
-    "meaning: ml/features.py (the registry the models read).",
+    description=f"One row per user active in the {WINDOW_DAYS} x 24 hours up to the features' as_of: the end of "
+    "the day once it is over (its own 7 event days; no feature of day D sees an event of D+1), the day's latest "
+    "event while it is open (a trailing window, so a feature means the same at 10:00 and at 23:59). Features "
+    "and their meaning: ml/features.py (the registry the models read).",
     group_name="features",
     kinds={"spark", "delta"},
     partitions_def=event_days,
@@ -47,7 +49,11 @@ def user_features(context: dg.AssetExecutionContext, spark: SparkResource, wareh
     result = build_features_day(session, warehouse.table_path(SILVER_USER_EVENTS_TABLE), path, day)
     gate = validate(read_table(session, path, day_predicate(day, "feature_date")), "user_features",
                     features_suite(result.active_users))
-    yield dg.MaterializeResult(metadata={"users": result.users, "events_in_window": result.events,
-                                         "seconds": round(result.seconds, 3), "path": path})
+    yield dg.MaterializeResult(metadata={
+        "users": result.users, "events_in_window": result.events,
+        # the window's end: the end of the day once it is over (`closed`), else the day's latest event
+        "as_of": result.as_of.isoformat(), FEATURES_CLOSED_METADATA: result.closed,
+        "history_days": result.history_days, "seconds": round(result.seconds, 3), "path": path,
+    })
     yield dg.AssetCheckResult(check_name=EXPECTATIONS, passed=gate.passed,
                               metadata={**gate.metadata, "active_users_in_silver": result.active_users})

@@ -130,8 +130,28 @@ def build_features_day(spark: SparkSession, silver_path: str, features_path: str
                         F.min(F.unix_micros("event_time")).alias("first")).first()
     first_event = _datetime(active["first"]) or as_of
     history = min(float(WINDOW_DAYS), round((as_of - first_event) / DAY, 4))
+    # merge_schema: a table written before `as_of` and `history_days` existed takes them on its next day
     replace_where(features_of(silver, day, as_of, history), features_path, day_predicate(day, "feature_date"),
-                  "feature_date")
+                  "feature_date", merge_schema=True)
     written = read_table(spark, features_path, day_predicate(day, "feature_date")).count()
     return FeaturesResult(day, as_of, as_of == end_of(day), history, written, active["users"], active["events"],
                           time.perf_counter() - started)
+
+
+def closed_feature_days(features_path: str) -> list[date]:
+    """The feature days whose features are final (as of the end of the day), oldest first, read with
+    delta-rs; empty when the table does not exist yet."""
+    import pandas as pd
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        frame = DeltaTable(features_path).to_pandas(columns=["feature_date", "as_of"])
+    except TableNotFoundError:
+        return []
+    if frame.empty or "as_of" not in frame:
+        return []
+    days = frame.drop_duplicates()
+    ends = pd.to_datetime(days["feature_date"]).dt.tz_localize(UTC) + pd.Timedelta(days=1)
+    closed = days.loc[pd.to_datetime(days["as_of"], utc=True).to_numpy() == ends.to_numpy(), "feature_date"]
+    return sorted({pd.Timestamp(d).date() for d in closed})

@@ -5,9 +5,12 @@
   and on `analytics-insights` one message per user who moved segment plus one summary per scoring
   (schema: ml/README.md).
 - `behavior_anomaly_scores`: the anomaly score of every eligible user (PostgreSQL `user_anomaly_scores`,
-  same upsert), and on `security-alerts` one alert per user at or above the deployed threshold
-  (source `ml_anomaly`, rule `behavior_anomaly`, severity from the score, the features that stood out as
-  evidence); the alert loader stores them with the CEP alerts, deduplicated by their deterministic id.
+  same upsert), and on `security-alerts` one alert per user at or above the deployed threshold within the
+  day's budget (at most alert_share of the eligible users, highest scores first, counted over every
+  scoring of the day; none while the champion is on probation) (source `ml_anomaly`, rule
+  `behavior_anomaly`, severity from the score, the features that stood out as evidence); the alert loader
+  stores them with the CEP alerts, deduplicated by their deterministic id. Each scoring adds a row to
+  `ml_scoring_runs` (budget, capped, trusted), which the dashboard shows.
 
 A rerun of a day upserts the same keys and re-sends the same alert ids: it changes nothing.
 """
@@ -104,7 +107,8 @@ def user_segments(context: dg.AssetExecutionContext, mlflow: MLflowResource, war
     key=BEHAVIOR_ANOMALY_SCORES,
     description="Anomaly score of every eligible user per day (PostgreSQL user_anomaly_scores), scored with "
     "models:/user_anomaly_iforest@champion; users at or above the deployed threshold become behavior_anomaly "
-    "alerts on the security-alerts topic (stored by the alert loader).",
+    "alerts on the security-alerts topic (stored by the alert loader), at most alert_share of the day's "
+    "eligible users over all its scorings, and none from a model on probation.",
     group_name="serving",
     kinds={"postgres", "kafka"},
     partitions_def=event_days,
@@ -118,13 +122,27 @@ def behavior_anomaly_scores(context: dg.AssetExecutionContext, mlflow: MLflowRes
 
     day = day_of(context.partition_key)
     model = _champion("load_anomaly", mlflow.tracking_uri, ANOMALY_MODEL)
-    scores = scoring.score_anomalies(model, read_day(warehouse.table_path(USER_FEATURES_TABLE), "feature_date", day), day)
+    features = read_day(warehouse.table_path(USER_FEATURES_TABLE), "feature_date", day)
+    scores = scoring.score_anomalies(model, features, day)
+    with postgres.connection() as conn:
+        before = {row[0] for row in conn.execute(scoring.ALERTED_USERS_SQL,
+                                                 {"scored_date": day, "model_name": ANOMALY_MODEL}).fetchall()}
+    scores, budget = scoring.alerts_within_budget(scores, before, model.threshold.alert_share, model.trusted,
+                                                  model.history_days)
     upserted = postgres.bulk_upsert(scoring.ANOMALY_SCORES_TABLE, scoring.ANOMALY_SCORE_COLUMNS,
                                     scoring.table_rows(scores, scoring.ANOMALY_SCORE_COLUMNS), scoring.ANOMALY_SCORE_KEY)
     alerts = scoring.anomaly_alerts(scores, day, int(time.time() * 1000))
     sent = _publish(kafka, SECURITY_ALERTS, [(a["alert_id"].encode(), scoring.message_value(a)) for a in alerts])
+    as_of = features["as_of"].max() if "as_of" in features and len(features) else None
+    with postgres.connection() as conn:
+        conn.execute(scoring.SCORING_RUN_SQL, scoring.scoring_run_row(
+            budget, day, ANOMALY_MODEL, model, None if as_of is None else pd.Timestamp(as_of).to_pydatetime(),
+            context.run_id))
+    if budget.capped:
+        context.log.warning(budget.reason)
     return dg.MaterializeResult(metadata={
         "users_scored": len(scores), "rows_upserted": upserted, "model_version": model.version,
         "threshold": float(model.threshold.chosen), "alerts_sent": sent,
         "max_score": float(scores["score"].max()) if len(scores) else 0.0,
+        **budget.as_metadata(),
     })

@@ -56,8 +56,9 @@ from ml.defaults import (
     DEFAULT_THRESHOLD,
     DEFAULT_TREES,
     MIN_TRAINING_USERS,
+    trusted,
 )
-from ml.features import FEATURES_BY_NAME
+from ml.features import FEATURES_BY_NAME, history_days
 from ml.matrix import (
     DEFAULT_ELIGIBILITY,
     EligibilityRule,
@@ -209,6 +210,12 @@ class AnomalyModel:
     version: str | None = None  # the registry version, once logged or loaded
     example: pd.DataFrame | None = None  # a few training rows: the MLflow input example
     validation_scores: np.ndarray | None = None  # the hold-out's scores the threshold was chosen on
+    history_days: float = 0.0  # days of the features' window the training data covered
+
+    @property
+    def trusted(self) -> bool:
+        """Trained on a whole window of data: its alerts mean what its threshold says (ml.defaults)."""
+        return trusted(self.history_days)
 
     def score(self, matrix: pd.DataFrame) -> np.ndarray:
         return paper_score(self.pipeline, matrix)
@@ -386,9 +393,10 @@ def train_anomaly(
                 "peer_groups": peer_groups, "peer_min_scale": MIN_PEER_SCALE, "peer_pooled_scale": POOLED_SCALE_SHARE,
                 "evidence_events": EVIDENCE_EVENTS, "summary_top": SUMMARY_TOP,
                 "holdout_share": holdout_share, **choice.as_params(), **rule.as_params()},
-        training=TrainingData(first, last, len(features), len(users), len(train), len(holdout)),
+        training=TrainingData(first, last, len(features), len(users), len(train), len(holdout), history_days(features)),
         example=train_matrix.head(5),
         validation_scores=validation_scores,
+        history_days=history_days(features),
     )
     for side, frame, matrix in (("train", train, train_matrix), ("holdout", holdout, holdout_matrix)):
         truth = frame["user_id"].isin(drifting).to_numpy() if drifting is not None else None

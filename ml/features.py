@@ -155,6 +155,14 @@ FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 KEY_COLUMNS: tuple[str, ...] = ("feature_date", "user_id")
 
 
+def history_days(features) -> float:
+    """How many days of the window the data covered, from a `user_features` frame (its `history_days`
+    column; a frame without it, such as synthetic features, covers the whole window)."""
+    if "history_days" not in features.columns or len(features) == 0:
+        return float(WINDOW_DAYS)
+    return float(features["history_days"].min())
+
+
 def model_features() -> list[Feature]:
     """The features the models are trained on, in a fixed order."""
     return [f for f in FEATURES if f.model_input]

@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from ml.defaults import DEFAULT_ELIGIBILITY, EligibilityRule
+from ml.defaults import DEFAULT_ELIGIBILITY, WINDOW_DAYS, EligibilityRule
 from ml.features import KEY_COLUMNS, model_features
 
 
@@ -37,6 +37,7 @@ class TrainingData:
     eligible: int
     train: int
     holdout: int
+    history_days: float = WINDOW_DAYS  # days of the features' window the data covered
 
     def as_params(self) -> dict[str, object]:
         return {
@@ -46,6 +47,7 @@ class TrainingData:
             "data.eligible_users": self.eligible,
             "data.train_users": self.train,
             "data.holdout_users": self.holdout,
+            "data.history_days": self.history_days,
         }
 
 

@@ -2,7 +2,8 @@
 
 - `user_segments` rows (stack/migrations/0001): the segment of every eligible user on the day;
 - `user_anomaly_scores` rows (stack/migrations/0004): the anomaly score of every eligible user;
-- ML alerts for `security-alerts` (contract/alerts.py), one per user at or above the deployed threshold;
+- ML alerts for `security-alerts` (contract/alerts.py): the users at or above the deployed threshold, the
+  highest scores first, within the day's budget (`alerts_within_budget`), and none from an untrusted model;
 - segment-change insights for `analytics-insights` (schema in ml/README.md).
 
 Everything is deterministic in its inputs (the same day scored by the same model gives the same rows,
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
@@ -36,7 +39,7 @@ USER_SEGMENT_KEY: tuple[str, ...] = ("user_id", "scored_date")
 ANOMALY_SCORES_TABLE = "user_anomaly_scores"
 ANOMALY_SCORE_COLUMNS: tuple[str, ...] = (
     "user_id", "scored_date", "score", "threshold", "is_anomaly", "severity", "top_features", "model_name",
-    "model_version",
+    "model_version", "alerted",
 )
 ANOMALY_SCORE_KEY: tuple[str, ...] = ("user_id", "scored_date")
 # The rows `segment_change_insights` compares with: each user's latest earlier `user_segments` row of the
@@ -93,9 +96,84 @@ def score_anomalies(model: AnomalyModel, features: pd.DataFrame, scored_date: da
         "top_features": [[e.feature for e in ev] for ev in evidence],
         "model_name": model_name,
         "model_version": _version(model),
+        "alerted": False,  # decided by alerts_within_budget
         "evidence": evidence,
         "events_7d": users["events_7d"].astype(int).to_numpy(),
     }, columns=[*ANOMALY_SCORE_COLUMNS, "evidence", "events_7d"])
+
+
+# The users of a day an alert was raised for by earlier scorings (psycopg named parameters)
+ALERTED_USERS_SQL = (f"SELECT user_id FROM {ANOMALY_SCORES_TABLE} WHERE scored_date = %(scored_date)s AND alerted "
+                     "AND model_name = %(model_name)s")
+
+
+@dataclass(frozen=True)
+class AlertBudget:
+    """What a scoring of a day did with its alert budget: at most floor(alert_share x eligible users) of
+    the day's users raise an alert, whatever the time of day and however often the day is scored."""
+
+    eligible: int
+    past_threshold: int
+    budget: int
+    already: int  # alerted by earlier scorings of the day (they stay alerted)
+    new: int
+    capped: int  # past the threshold, not alerted before, and over the budget: no alert
+    trusted: bool
+    reason: str
+
+    @property
+    def alerted(self) -> int:
+        return self.already + self.new
+
+    def as_metadata(self) -> dict[str, object]:
+        return {"eligible_users": self.eligible, "past_threshold": self.past_threshold, "alert_budget": self.budget,
+                "alerted_before": self.already, "new_alerts": self.new, "alerted_users": self.alerted,
+                "capped": self.capped, "trusted": self.trusted, "alerts": self.reason}
+
+
+def alerts_within_budget(scores: pd.DataFrame, alerted_before: set[str], alert_share: float, trusted: bool,
+                         history_days: float = WINDOW_DAYS) -> tuple[pd.DataFrame, AlertBudget]:
+    """Mark in a `score_anomalies` frame who raises an alert (`alerted`): every user an earlier scoring of
+    the day alerted, then, highest scores first, those past the threshold while the day's budget lasts. An
+    untrusted model (trained on less than a whole window of data) raises none."""
+    budget = math.floor(alert_share * len(scores))
+    before = scores["user_id"].isin(alerted_before).to_numpy()
+    already = len(alerted_before)
+    candidates = scores.loc[scores["is_anomaly"] & ~before].sort_values("score", ascending=False, kind="stable")
+    room = max(0, budget - already) if trusted else 0
+    chosen = candidates.index[:room]
+    alerted = before.copy()
+    alerted[scores.index.get_indexer(chosen)] = True
+    capped = len(candidates) - len(chosen) if trusted else 0
+    if not trusted:
+        reason = (f"probation: the model was trained on {history_days:.1f} of {WINDOW_DAYS} days of data; it scores "
+                  "but raises no alert until a model trained on a whole window is champion")
+    elif capped:
+        reason = (f"capped: {len(candidates) + already} users past the threshold or alerted before, budget "
+                  f"{budget} ({alert_share:.2%} of {len(scores)} eligible users); the {capped} lowest scores raise no alert")
+    else:
+        reason = f"within budget: {already + len(chosen)} of {budget} alerts ({alert_share:.2%} of {len(scores)} eligible users)"
+    marked = scores.assign(alerted=alerted)
+    return marked, AlertBudget(len(scores), int(scores["is_anomaly"].sum()), budget, already, len(chosen), capped,
+                               trusted, reason)
+
+
+# One row of ml_scoring_runs (stack/migrations/0006) per scoring of a day by the anomaly champion
+SCORING_RUN_COLUMNS: tuple[str, ...] = (
+    "scored_date", "model_name", "model_version", "as_of", "trusted", "history_days", "eligible_users",
+    "past_threshold", "alerted_users", "new_alerts", "budget", "capped", "threshold", "dagster_run_id",
+)
+SCORING_RUN_SQL = (f"INSERT INTO ml_scoring_runs ({', '.join(SCORING_RUN_COLUMNS)}) "
+                   f"VALUES ({', '.join(f'%({c})s' for c in SCORING_RUN_COLUMNS)})")
+
+
+def scoring_run_row(budget: AlertBudget, scored_date: date, model_name: str, model: AnomalyModel,
+                    as_of: datetime | None, run_id: str | None) -> dict[str, object]:
+    return {"scored_date": scored_date, "model_name": model_name, "model_version": _version(model),
+            "as_of": as_of, "trusted": budget.trusted, "history_days": float(model.history_days),
+            "eligible_users": budget.eligible, "past_threshold": budget.past_threshold,
+            "alerted_users": budget.alerted, "new_alerts": budget.new, "budget": budget.budget,
+            "capped": budget.capped, "threshold": float(model.threshold.chosen), "dagster_run_id": run_id}
 
 
 def table_rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple]:
@@ -117,12 +195,13 @@ def _evidence_details(evidence: Sequence[Evidence]) -> dict[str, str]:
 
 
 def anomaly_alerts(scores: pd.DataFrame, feature_date: date, detected_at_ms: int) -> list[dict]:
-    """One alert (contract/alerts.py, every ALERT_FIELDS key) per user at or above the threshold in a
-    `score_anomalies` frame. The alert id is alert_id("behavior_anomaly", user, ["<model>:<date>"]): a
-    rescoring of the day, even by a newer version, is the same alert, stored once by the loader."""
+    """One alert (contract/alerts.py, every ALERT_FIELDS key) per user of a `score_anomalies` frame marked
+    `alerted` by alerts_within_budget and past the threshold now. The alert id is alert_id("behavior_anomaly",
+    user, ["<model>:<date>"]): a rescoring of the day, even by a newer version, is the same alert, stored once
+    by the loader (so sending the day's alerts again after a failed run changes nothing)."""
     start_ms, end_ms = window_ms(feature_date)
     alerts = []
-    for row in scores.loc[scores["is_anomaly"]].itertuples(index=False):
+    for row in scores.loc[scores["alerted"] & scores["is_anomaly"]].itertuples(index=False):
         key = f"{row.model_name}:{feature_date.isoformat()}"
         details = {
             "model": row.model_name,

@@ -16,6 +16,7 @@ from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouett
 from sklearn.pipeline import Pipeline
 
 from ml.defaults import DEFAULT_K, MIN_TRAINING_USERS, SEGMENTATION_MODEL
+from ml.features import history_days
 from ml.matrix import (
     DEFAULT_ELIGIBILITY,
     EligibilityRule,
@@ -150,7 +151,7 @@ def train_segmentation(
         rule=rule,
         params={"k": k, "seed": seed, "n_init": pipeline.named_steps["model"].n_init,
                 "holdout_share": holdout_share, "silhouette_sample": SILHOUETTE_SAMPLE, **rule.as_params()},
-        training=TrainingData(first, last, len(features), len(users), len(train), len(holdout)),
+        training=TrainingData(first, last, len(features), len(users), len(train), len(holdout), history_days(features)),
         example=train_matrix.head(5),
     )
     for side, frame in (("train", train), ("holdout", holdout)):

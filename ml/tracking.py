@@ -28,6 +28,7 @@ from mlflow.models import infer_signature
 from ml import plots
 from ml.anomaly import MODEL_NAME as ANOMALY_MODEL
 from ml.anomaly import AnomalyModel, ThresholdChoice
+from ml.defaults import WINDOW_DAYS
 from ml.features import FEATURES_BY_NAME
 from ml.matrix import EligibilityRule, feature_names
 from ml.promotion import PromotionDecision
@@ -115,7 +116,8 @@ def segmentation_metadata(model: SegmentationModel) -> dict:
 
 
 def anomaly_metadata(model: AnomalyModel) -> dict:
-    return {"threshold": asdict(model.threshold), "eligibility": asdict(model.rule), "features": feature_names()}
+    return {"threshold": asdict(model.threshold), "eligibility": asdict(model.rule), "features": feature_names(),
+            "history_days": model.history_days, "trusted": model.trusted}
 
 
 def log_segmentation(tracking_uri: str, model: SegmentationModel, tags: dict[str, str] | None = None,
@@ -147,6 +149,8 @@ def log_anomaly(tracking_uri: str, model: AnomalyModel, tags: dict[str, str] | N
         _log_common(model, tags, extra_metrics)
         mlflow.log_dict(asdict(model.threshold), "threshold.json")
         mlflow.set_tag("threshold.reason", model.threshold.reason)
+        mlflow.set_tag("alerts", "trusted" if model.trusted else
+                       f"probation: trained on {model.history_days:.1f} of {WINDOW_DAYS} days of data, raises no alert")
         if model.validation_scores is not None and len(model.validation_scores):
             fig = plots.score_histogram_figure(model.validation_scores, model.threshold.configured,
                                                model.threshold.chosen, "Anomaly scores of the validation users")
@@ -180,6 +184,14 @@ def record_decision(tracking_uri: str, decision: PromotionDecision, version: str
     c = client(tracking_uri)
     for key, value in decision.as_metadata().items():
         c.set_model_version_tag(decision.model_name, str(version), TAG_PROMOTION_PREFIX + key, str(value))
+
+
+def recorded_decision(tracking_uri: str, model_name: str, version: str) -> dict[str, str] | None:
+    """The promotion decision recorded on a version (`record_decision`'s tags, without their prefix), or
+    None when none was recorded."""
+    tags = client(tracking_uri).get_model_version(model_name, str(version)).tags
+    decision = {k.removeprefix(TAG_PROMOTION_PREFIX): v for k, v in tags.items() if k.startswith(TAG_PROMOTION_PREFIX)}
+    return decision or None
 
 
 def apply_promotion(tracking_uri: str, decision: PromotionDecision, version: str | None = None,
@@ -229,4 +241,5 @@ def load_anomaly(tracking_uri: str, ref: str = CHAMPION_ALIAS) -> AnomalyModel |
         threshold=ThresholdChoice(**meta["threshold"]),
         rule=EligibilityRule(**meta["eligibility"]),
         version=version,
+        history_days=float(meta.get("history_days", 0.0)),  # a model from before this was recorded: untrusted
     )

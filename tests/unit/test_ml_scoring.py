@@ -18,7 +18,9 @@ from ml.scoring import (
     ANOMALY_SCORE_COLUMNS,
     INSIGHT_SEGMENT_CHANGE,
     INSIGHT_SEGMENT_SUMMARY,
+    SCORING_RUN_COLUMNS,
     USER_SEGMENT_COLUMNS,
+    alerts_within_budget,
     anomaly_alerts,
     insight_key,
     message_value,
@@ -65,8 +67,11 @@ def _table_columns(migration: str, table: str) -> list[str]:
 
 def test_row_columns_match_the_tables_of_the_migrations():
     assert set(USER_SEGMENT_COLUMNS) <= set(_table_columns("0001_analytics_tables.sql", "user_segments"))
-    assert _table_columns("0004_user_anomaly_scores.sql", "user_anomaly_scores") == [
-        *ANOMALY_SCORE_COLUMNS, "updated_at"]
+    added = re.findall(r"ALTER TABLE user_anomaly_scores ADD COLUMN IF NOT EXISTS (\w+)",
+                       (PROJECT_ROOT / "stack" / "migrations" / "0006_alert_budget_and_late_events.sql").read_text())
+    assert [*_table_columns("0004_user_anomaly_scores.sql", "user_anomaly_scores"), *added] == [
+        *ANOMALY_SCORE_COLUMNS[:-1], "updated_at", "alerted"]
+    assert set(SCORING_RUN_COLUMNS) <= set(_table_columns("0006_alert_budget_and_late_events.sql", "ml_scoring_runs"))
 
 
 def test_segment_rows_cover_eligible_users_with_the_models_names_and_version(run, segmenter):
@@ -100,10 +105,16 @@ def test_anomaly_rows_flag_scores_at_the_threshold_with_severity_and_top_feature
     assert isinstance(rows[0][4], bool) and isinstance(rows[0][6], list)
 
 
+def _alerted(detector, features, before=frozenset(), share=None, trusted=True):
+    scores = score_anomalies(detector, features, DAY)
+    share = detector.threshold.alert_share if share is None else share
+    return alerts_within_budget(scores, set(before), share, trusted)
+
+
 def test_alerts_follow_the_contract_and_the_loader_accepts_them(run, detector):
-    scores = score_anomalies(detector, run.features, DAY)
+    scores, budget = _alerted(detector, run.features)
     alerts = anomaly_alerts(scores, DAY, DETECTED)
-    assert len(alerts) == int(scores["is_anomaly"].sum()) > 0
+    assert len(alerts) == budget.alerted == int((scores["alerted"] & scores["is_anomaly"]).sum()) > 0
     start, end = window_ms(DAY)
     assert datetime.fromtimestamp(start / 1000, UTC) == datetime(2026, 11, 20, tzinfo=UTC)
     assert end == int(datetime(2026, 11, 27, tzinfo=UTC).timestamp() * 1000) - 1
@@ -124,8 +135,27 @@ def test_alerts_follow_the_contract_and_the_loader_accepts_them(run, detector):
 def test_the_alerts_are_mostly_drifting_users(run, detector):
     """2% of the users drift and the budget is 1%: the alerts cannot name them all, but most alerts must
     name one."""
-    alerted = {a["user_id"] for a in anomaly_alerts(score_anomalies(detector, run.features, DAY), DAY, DETECTED)}
+    alerted = {a["user_id"] for a in anomaly_alerts(_alerted(detector, run.features)[0], DAY, DETECTED)}
     assert alerted and len(alerted & run.drifting) >= 0.75 * len(alerted)
+
+
+def test_the_budget_holds_over_every_scoring_of_a_day_highest_scores_first(run, detector):
+    """A tight budget caps the alerts to the highest scores; a later scoring keeps who was alerted and
+    adds only what is left of the budget; an untrusted model alerts nobody but still scores everyone."""
+    scores, first = _alerted(detector, run.features, share=0.004)
+    assert first.budget == int(0.004 * len(scores)) == first.alerted and first.capped == first.past_threshold - first.budget > 0
+    alerted = scores.loc[scores["alerted"]]
+    assert alerted["score"].min() >= scores.loc[scores["is_anomaly"] & ~scores["alerted"], "score"].max()
+    assert "capped" in first.reason and first.as_metadata()["capped"] == first.capped
+
+    earlier = set(alerted["user_id"][: first.budget // 2])  # an earlier scoring alerted half of them
+    rescored, again = _alerted(detector, run.features, before=earlier, share=0.004)
+    assert again.alerted == first.budget and again.already == len(earlier) and again.new == first.budget - len(earlier)
+    assert earlier <= set(rescored.loc[rescored["alerted"], "user_id"])
+
+    quiet, probation = _alerted(detector, run.features, trusted=False)
+    assert not quiet["alerted"].any() and probation.alerted == 0 and probation.past_threshold > 0
+    assert anomaly_alerts(quiet, DAY, DETECTED) == [] and "probation" in probation.reason
 
 
 def _segments(rows, day, version="1"):
