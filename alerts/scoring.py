@@ -1,5 +1,6 @@
 """Detection quality against the simulator's ground truth: per rule, how many planted scenarios raised
-their alert (recall) and how many alerts a planted scenario explains (precision).
+their alert (recall) and how many alerts a planted scenario explains (precision); for the ML rule
+`behavior_anomaly`, the same per scored day against the drifting users.
 
 Used by the CEP benchmarks on one run and by `lakehouse score-alerts` on the live stack, where the
 truth is every run directory the simulator wrote under `<data dir>/simulator/` (one per start), read
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from contract.detection import RULE_SEVERITY
@@ -87,6 +89,66 @@ def score(labels: Iterable[Label], alerts: Iterable[dict]) -> tuple[dict[str, Ru
     return scores, problems
 
 
+def _end_ms(day: date) -> int:
+    return int(datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp() * 1000)
+
+
+def drift_periods(labels: Iterable[Label]) -> dict[str, tuple[int, int]]:
+    """Per drifting user, (drift start, end of its ramp) in ms: the earliest over every run's truth file
+    (a restart continues the same population and writes the same drift again)."""
+    periods: dict[str, tuple[int, int]] = {}
+    for lb in labels:
+        if lb.expected_rule != RULE_BEHAVIOR_ANOMALY or lb.user_id is None or "drift_start_ms" not in lb.details:
+            continue
+        start = int(lb.details["drift_start_ms"])
+        period = (start, start + int(lb.details.get("ramp_ms", 0)))
+        periods[lb.user_id] = min(periods.get(lb.user_id, period), period)
+    return periods
+
+
+def score_behavior_anomaly(labels: Iterable[Label], alerts: Iterable[dict],
+                           scored_days: Iterable[date]) -> dict[date, RuleScore]:
+    """Per scored day D, the behavior_anomaly alerts of D (one per user and day) against the drifting
+    users: an alert is true when its user's drift started before D ended; planted are the users whose
+    drift had fully ramped by the end of D (what a day's features can show), missed those of them
+    without an alert on D."""
+    periods = drift_periods(labels)
+    alerted: dict[date, set[str]] = defaultdict(set)
+    for alert in {a["alert_id"]: a for a in alerts}.values():
+        if alert["rule"] == RULE_BEHAVIOR_ANOMALY and alert.get("scored_date") is not None:
+            alerted[alert["scored_date"]].add(alert["user_id"])
+    scores = {}
+    for day in sorted(set(scored_days)):
+        end = _end_ms(day)
+        users = alerted.get(day, set())
+        planted = {u for u, (_, ramped) in periods.items() if ramped <= end}
+        s = RuleScore(positives=len(planted), found=len(planted & users), alerts=len(users),
+                      true_alerts=sum(1 for u in users if u in periods and periods[u][0] < end))
+        scores[day] = s
+    return scores
+
+
+def total(scores: Iterable[RuleScore]) -> RuleScore:
+    out = RuleScore()
+    for s in scores:
+        out.positives += s.positives
+        out.found += s.found
+        out.controls += s.controls
+        out.alerts += s.alerts
+        out.true_alerts += s.true_alerts
+    return out
+
+
+def stored_ml_alerts(conn) -> tuple[list[dict], list[date]]:
+    """The behavior_anomaly alerts in `security_alerts` with the day they were scored for (their evidence
+    window ends with that day), and every day the anomaly champion scored."""
+    rows = conn.execute(
+        "SELECT alert_id, rule, user_id, ((window_end AT TIME ZONE 'UTC') - interval '1 millisecond')::date "
+        "FROM security_alerts WHERE source = 'ml_anomaly'").fetchall()
+    days = [d for (d,) in conn.execute("SELECT DISTINCT scored_date FROM user_anomaly_scores ORDER BY 1").fetchall()]
+    return [{"alert_id": a, "rule": r, "user_id": u, "scored_date": d} for a, r, u, d in rows], days
+
+
 def rule_counts(alerts: list[dict]) -> Counter:
     return Counter(a["rule"] for a in {a["alert_id"]: a for a in alerts}.values())
 
@@ -112,11 +174,11 @@ def read_truth(simulator_dir: Path) -> Truth:
     return Truth(labels, runs, until)
 
 
-def format_scores(scores: dict[str, RuleScore]) -> str:
+def format_scores(scores: dict, first: str = "rule") -> str:
     def pct(value: float | None) -> str:
         return "  n/a" if value is None else f"{value:5.3f}"
 
-    header = (f"{'rule':<22} {'alerts':>7} {'true':>6} {'false':>6} {'planted':>8} {'missed':>7} "
+    header = (f"{first:<22} {'alerts':>7} {'true':>6} {'false':>6} {'planted':>8} {'missed':>7} "
               f"{'precision':>9} {'recall':>7}")
     lines = [header]
     for rule, s in scores.items():

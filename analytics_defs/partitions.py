@@ -34,7 +34,15 @@ def event_days_from(first: date) -> dg.DailyPartitionsDefinition:
 
 
 minute_windows = minute_windows_from(current().first_window())
-event_days = event_days_from((current().first_window() - timedelta(days=current().event_lookback_days)).date())
+first_event_day = (current().first_window() - timedelta(days=current().event_lookback_days)).date()
+event_days = event_days_from(first_event_day)
+
+
+def outside_event_days(event_dates: dict[str, int], first_day: date | None = None) -> dict[str, int]:
+    """The rows of `event_dates` (date -> rows) whose date is before the first event-day partition: late or
+    replayed events bronze holds and silver cannot take until the partitions start earlier (README)."""
+    first = (first_day or first_event_day).isoformat()
+    return {day: rows for day, rows in event_dates.items() if day < first}
 
 
 def window_key(window_start_ms: int) -> str:

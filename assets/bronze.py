@@ -2,7 +2,7 @@
 offsets into Delta, with every message that failed validation beside it in the quarantine table."""
 
 import time
-from datetime import UTC
+from datetime import UTC, date
 
 import dagster as dg
 
@@ -12,9 +12,16 @@ from analytics_defs.constants import (
     BRONZE_USER_EVENTS,
     BRONZE_USER_EVENTS_TABLE,
     EVENT_DATES_METADATA,
+    OUTSIDE_EVENT_DAYS_METADATA,
     TAG_KAFKA_OFFSETS,
 )
-from analytics_defs.partitions import WINDOW_CLOSE_GRACE_MS, WINDOW_MS, minute_windows
+from analytics_defs.partitions import (
+    WINDOW_CLOSE_GRACE_MS,
+    WINDOW_MS,
+    first_event_day,
+    minute_windows,
+    outside_event_days,
+)
 from assets.delta import read_table, window_range_predicate
 from assets.landing import LandingResult, ParseLimits, land_windows
 from assets.quality import bronze_suite, validate
@@ -28,6 +35,11 @@ from resources.warehouse import WarehouseResource
 
 RECONCILES_WITH_KAFKA = "reconciles_with_kafka"
 EXPECTATIONS = "great_expectations"
+WITHIN_EVENT_DAYS = "event_dates_within_partitions"
+# How to bring events of dates before the first event day into silver (README "Late and replayed events")
+BRING_THEM_IN = ("set LAKEHOUSE_PARTITIONS_START (or raise LAKEHOUSE_EVENT_LOOKBACK_DAYS) so the event days "
+                 "reach back to them, restart (`make down && make up`), then backfill those days of "
+                 "daily_refresh_job from the Dagster UI")
 MAX_WINDOWS_PER_RUN = 30
 
 
@@ -75,6 +87,15 @@ class BronzeLandingConfig(dg.Config):
             description="Great Expectations on the landed windows as committed: required fields present, known "
             "event types, coordinates in range, as many rows as were landed.",
         ),
+        dg.AssetCheckSpec(
+            WITHIN_EVENT_DAYS,
+            asset=BRONZE_USER_EVENTS,
+            blocking=False,
+            description="Warns when valid events landed with a date before the first event-day partition (late "
+            "or replayed beyond the lookback): they are in bronze and in no silver day until the partitions "
+            "start earlier and those days are backfilled. Counted per date here, in events_outside_partitions "
+            "and on the dashboard.",
+        ),
     ],
     partitions_def=minute_windows,
     # a backfill lands up to half an hour of windows per run, in one Spark read of their offset range
@@ -117,6 +138,10 @@ def bronze_landing(
     landed = read_table(session, bronze_path, window_range_predicate(start, end))
     gate = validate(landed, "bronze_user_events", bronze_suite(result.rows_landed))
     _record_performance(postgres, context.run.run_id, result)
+    outside = _record_outside(postgres, context.run.run_id, result)
+    if outside:
+        context.log.warning(f"valid events of dates before the first event day {first_event_day}, per date: "
+                            f"{outside}; they are in bronze and in no silver day: {BRING_THEM_IN}")
     context.log.info(
         f"windows {context.partition_key_range.start}..{context.partition_key_range.end}: {result.rows_landed} "
         f"landed, {result.rows_quarantined} quarantined in {result.seconds:.2f}s ({result.rows_per_second:,.0f} rows/s)"
@@ -132,6 +157,8 @@ def bronze_landing(
             "rows_per_second": round(result.rows_per_second, 1),
             # the silver partitions these rows belong to (late and replayed events included)
             EVENT_DATES_METADATA: dg.MetadataValue.json(result.event_dates),
+            # ... and those of dates silver has no day for (older than the first event day)
+            OUTSIDE_EVENT_DAYS_METADATA: dg.MetadataValue.json(outside),
             "path": bronze_path,
         },
     )
@@ -144,6 +171,13 @@ def bronze_landing(
     )
     yield dg.AssetCheckResult(
         check_name=EXPECTATIONS, asset_key=BRONZE_USER_EVENTS, passed=gate.passed, metadata=gate.metadata
+    )
+    yield dg.AssetCheckResult(
+        check_name=WITHIN_EVENT_DAYS, asset_key=BRONZE_USER_EVENTS, passed=not outside,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"first_event_day": first_event_day.isoformat(), "rows_outside": sum(outside.values()),
+                  OUTSIDE_EVENT_DAYS_METADATA: dg.MetadataValue.json(outside),
+                  **({"bring_them_in": BRING_THEM_IN} if outside else {})},
     )
 
 
@@ -164,3 +198,14 @@ def _record_performance(postgres: PostgresResource, run_id: str, result: Landing
          for window, c in result.windows.items()],
         ["pipeline", "window_start"],
     )
+
+
+def _record_outside(postgres: PostgresResource, run_id: str, result: LandingResult) -> dict[str, int]:
+    """Rows per window and date before the first event day in events_outside_partitions (a rerun of the
+    window writes the same rows); returns the run's rows per such date."""
+    rows = [(window, date.fromisoformat(day), n, run_id) for window, c in result.windows.items()
+            for day, n in outside_event_days(c.event_dates).items()]
+    if rows:
+        postgres.bulk_upsert("events_outside_partitions", ["window_start", "event_date", "rows", "dagster_run_id"],
+                             rows, ["window_start", "event_date"])
+    return outside_event_days(result.event_dates)

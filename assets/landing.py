@@ -88,6 +88,7 @@ class ParseLimits:
 class WindowCounts:
     rows_landed: int = 0
     rows_quarantined: int = 0
+    event_dates: dict[str, int] = field(default_factory=dict)  # landed rows per event date (YYYY-MM-DD, UTC)
 
 
 @dataclass(frozen=True)
@@ -327,16 +328,18 @@ def land_windows(
     landed_per_window: Counter[datetime] = Counter()
     quarantined_per_window: Counter[datetime] = Counter()
     event_dates: Counter[str] = Counter()
+    dates_per_window: dict[datetime, Counter[str]] = {}
     for row in counts:
         window = row["window_start"].replace(tzinfo=UTC)
         if row["reason"] is None:
             landed_per_window[window] += row["count"]
             event_dates[row["event_date"].isoformat()] += row["count"]
+            dates_per_window.setdefault(window, Counter())[row["event_date"].isoformat()] += row["count"]
         else:
             quarantined_per_window[window] += row["count"]
             reasons[row["reason"]] += row["count"]
     windows = {
-        w: WindowCounts(landed_per_window[w], quarantined_per_window[w])
+        w: WindowCounts(landed_per_window[w], quarantined_per_window[w], dict(sorted(dates_per_window.get(w, {}).items())))
         for w in sorted(set(landed_per_window) | set(quarantined_per_window))
     }
     landed, quarantined = sum(landed_per_window.values()), sum(quarantined_per_window.values())

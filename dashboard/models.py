@@ -5,7 +5,7 @@ model, no landed window) or `unavailable` (its system does not answer; `message`
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -86,12 +86,21 @@ class QuarantineReason(BaseModel):
     share: float = Field(description="share of all quarantined rows in the period")
 
 
+class OutsideDate(BaseModel):
+    event_date: date
+    rows: int
+    last_seen: datetime
+
+
 class Quarantine(Part):
     since: datetime
     rows_in: int | None = Field(None, description="messages of the landed windows in the period")
     rows_quarantined: int | None = None
     rate: float | None = Field(None, description="rows_quarantined / rows_in")
     reasons: list[QuarantineReason] = []
+    outside_partitions: list[OutsideDate] = Field(
+        [], description="valid events in bronze whose date is before the first event day, so in no silver day "
+        "(README: late and replayed events), per date since the deployment started")
 
 
 class AlertCount(BaseModel):
@@ -176,6 +185,23 @@ class ModelMetric(BaseModel):
     value: float
 
 
+class AnomalyScoring(BaseModel):
+    scored_date: date
+    scored_at: datetime
+    model_name: str
+    model_version: str
+    as_of: datetime | None = Field(None, description="the end of the features' window that was scored")
+    trusted: bool = Field(description="false: on probation (trained on under a whole window), raises no alert")
+    history_days: float
+    eligible_users: int
+    past_threshold: int
+    alerted_users: int = Field(description="alerts of the day over all its scorings")
+    new_alerts: int
+    budget: int = Field(description="alert_share x eligible users")
+    capped: int = Field(description="past the threshold but over the budget: no alert")
+    threshold: float
+
+
 class Segments(Part):
     model_name: str | None = None
     model_version: str | None = None
@@ -185,6 +211,7 @@ class Segments(Part):
     users: int = 0
     segments: list[Segment] = []
     model_metrics: list[ModelMetric] = []
+    anomaly: AnomalyScoring | None = Field(None, description="the anomaly champion's last scoring")
 
 
 # ---- /api/spark-metrics -----------------------------------------------------------------------

@@ -111,6 +111,7 @@ class Dashboard:
             "since": since, "rows_in": int(totals["rows_in"]), "rows_quarantined": quarantined,
             "rate": quarantined / totals["rows_in"] if totals["rows_in"] else 0.0,
             "reasons": [{"reason": r, "rows": n, "share": n / counted} for r, n in reasons.most_common()],
+            "outside_partitions": await published.events_outside_partitions(self.db),
         }
 
     async def _alert_counts(self, since: datetime) -> dict:
@@ -137,10 +138,11 @@ class Dashboard:
     async def _segments(self) -> dict:
         try:
             run, segments = await published.latest_segments(self.db)
+            anomaly = await published.latest_anomaly_scoring(self.db)
         except Unavailable as exc:
             return {"status": "unavailable", "message": str(exc)}
         if run is None:
-            return {"status": "none_yet", "message": "no segmentation model has scored users yet"}
+            return {"status": "none_yet", "message": "no segmentation model has scored users yet", "anomaly": anomaly}
         users = sum(s["users"] for s in segments)
         metrics = await published.model_metrics(self.db, run["model_name"], run["model_version"])
         message = None
@@ -153,6 +155,7 @@ class Dashboard:
             "model_version": run["model_version"], "champion_version": champion,
             "scored_date": run["scored_date"].isoformat(), "scored_at": run["scored_at"], "users": users,
             "segments": [{**s, "share": s["users"] / users} for s in segments], "model_metrics": metrics,
+            "anomaly": anomaly,
         }
 
     # ---- /api/kafka -------------------------------------------------------------------------

@@ -229,18 +229,36 @@ def psql(cfg: Settings, psql_args: list[str]) -> None:
 
 
 def score_alerts(cfg: Settings, min_precision: float, min_recall: float) -> int:
-    """Every CEP alert stored so far, scored against every truth file the simulator wrote."""
+    """Every CEP alert stored so far, scored against every truth file the simulator wrote; then the
+    behavior_anomaly alerts per scored day against the drifting users."""
     import psycopg
 
-    from alerts.scoring import format_scores, read_truth, score, stored_cep_alerts
+    from alerts.scoring import (
+        RULE_BEHAVIOR_ANOMALY,
+        format_scores,
+        read_truth,
+        score,
+        score_behavior_anomaly,
+        stored_cep_alerts,
+        stored_ml_alerts,
+        total,
+    )
 
     truth = read_truth(cfg.data_dir / "simulator")
     with psycopg.connect(cfg.postgres_url) as conn:
         alerts, later = stored_cep_alerts(conn, truth.covered_until_ms)
+        ml_alerts, scored_days = stored_ml_alerts(conn)
     scores, problems = score(truth.labels, alerts)
     print(f"{truth.runs} simulator runs, {len(truth.labels)} labels; {len(alerts)} alerts scored "
           f"({later} newer than the truth files, left for the next call)")
+    by_day = score_behavior_anomaly(truth.labels, ml_alerts, scored_days)
+    if by_day:
+        scores[RULE_BEHAVIOR_ANOMALY] = total(by_day.values())
     print(format_scores(scores))
+    if by_day:
+        print(f"\n{RULE_BEHAVIOR_ANOMALY} per scored day (true: the user's drift had started; planted: drifting "
+              "users whose drift had fully ramped by the day's end)")
+        print(format_scores({day.isoformat(): s for day, s in by_day.items()}, first="day"))
     for problem in problems[:20]:
         print(f"  {problem}")
     if len(problems) > 20:

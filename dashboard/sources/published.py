@@ -1,5 +1,6 @@
 """The tables the pipeline publishes for consumers: landed windows (`streaming_performance`), user
-segments (`user_segments`) and model metrics (`ml_model_metrics`)."""
+segments (`user_segments`), model metrics (`ml_model_metrics`), the anomaly champion's scorings
+(`ml_scoring_runs`) and valid events of dates silver has no day for (`events_outside_partitions`)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,19 @@ async def model_metrics(db: Database, model_name: str, model_version: str) -> li
     return await db.rows(
         "SELECT metric, value FROM ml_model_metrics WHERE model_name = %s AND model_version = %s ORDER BY metric",
         [model_name, model_version])
+
+
+async def latest_anomaly_scoring(db: Database) -> dict | None:
+    """The last scoring of a day by the anomaly champion: its alert budget and whether it may alert."""
+    rows = await db.rows(
+        "SELECT scored_date, scored_at, model_name, model_version, as_of, trusted, history_days, eligible_users, "
+        "past_threshold, alerted_users, new_alerts, budget, capped, threshold FROM ml_scoring_runs "
+        "ORDER BY scored_at DESC LIMIT 1")
+    return rows[0] if rows else None
+
+
+async def events_outside_partitions(db: Database, limit: int = 20) -> list[dict]:
+    """Valid events in bronze per event date before the first event day (in no silver day), newest first."""
+    return await db.rows(
+        "SELECT event_date, sum(rows) AS rows, max(recorded_at) AS last_seen FROM events_outside_partitions "
+        "GROUP BY event_date ORDER BY event_date DESC LIMIT %s", [limit])

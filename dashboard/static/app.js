@@ -106,7 +106,11 @@ function renderMetrics(m) {
       top.push([`${rest.length} more reasons`, rest.reduce((n, r) => n + r.share, 0), fmt.format(rows)]);
     }
     renderBars("quarantine-bars", top, "no message quarantined in the last hour");
-  } else { $("quarantine-rate").textContent = ""; $("quarantine-bars").replaceChildren(); }
+    const outside = q.outside_partitions || [];
+    $("outside-partitions").textContent = outside.length
+      ? `Not in silver: ${outside.map((o) => `${fmt.format(o.rows)} valid events dated ${o.event_date}`).join(", ")}, before the first event day (README: late and replayed events)`
+      : "";
+  } else { $("quarantine-rate").textContent = ""; $("quarantine-bars").replaceChildren(); $("outside-partitions").textContent = ""; }
 
   const a = m.alerts;
   const counts = $("alert-counts");
@@ -178,6 +182,11 @@ async function loadSegments() {
     $("segments-model").textContent = `${s.model_name} v${s.model_version}${champion} · ${fmt.format(s.users)} users · scored ${ago(s.scored_at)}`;
     renderBars("segments-bars", s.segments.map((g) => [g.segment_name || `segment ${g.segment_id}`, g.share, `${fmt.format(g.users)}`]), "no segment");
   } else { $("segments-model").textContent = ""; $("segments-bars").replaceChildren(); }
+  const a = s && s.anomaly;
+  $("anomaly-state").textContent = !a ? "Anomaly model: no scoring yet" :
+    `Anomaly model ${a.model_name} v${a.model_version}, ${a.trusted ? "trusted" : `on probation (trained on ${a.history_days.toFixed(1)} of 7 days; raises no alert)`} · ` +
+    `${a.scored_date} scored ${ago(a.scored_at)}: ${fmt.format(a.past_threshold)} of ${fmt.format(a.eligible_users)} users past ${a.threshold.toFixed(2)}, ` +
+    `${fmt.format(a.alerted_users)} alerted of a budget of ${fmt.format(a.budget)}${a.capped ? `, ${fmt.format(a.capped)} capped` : ""}`;
 }
 
 async function loadRuns() {
