@@ -37,9 +37,8 @@ RECONCILES_WITH_KAFKA = "reconciles_with_kafka"
 EXPECTATIONS = "great_expectations"
 WITHIN_EVENT_DAYS = "event_dates_within_partitions"
 # How to bring events of dates before the first event day into silver (README "Late and replayed events")
-BRING_THEM_IN = ("set LAKEHOUSE_PARTITIONS_START (or raise LAKEHOUSE_EVENT_LOOKBACK_DAYS) so the event days "
-                 "reach back to them, restart (`make down && make up`), then backfill those days of "
-                 "daily_refresh_job from the Dagster UI")
+BRING_THEM_IN = ("raise LAKEHOUSE_EVENT_LOOKBACK_DAYS so the event days reach back to them, restart "
+                 "(`make down && make up`), then backfill those days of daily_refresh_job from the Dagster UI")
 MAX_WINDOWS_PER_RUN = 30
 
 

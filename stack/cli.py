@@ -74,6 +74,28 @@ def up(cfg: Settings) -> None:
     if cfg.spark_cluster == "standalone":
         print(f"  Spark master   {cfg.spark_master_ui_url}")
     print(f"  logs           {cfg.log_dir}")
+    if cfg.simulator_enabled and cfg.simulator_history_days > 0:
+        _follow_first_hour(cfg)
+
+
+FIRST_HOUR_WAIT_S = 45 * 60
+
+
+def _follow_first_hour(cfg: Settings) -> None:
+    """On a deployment the simulator fills with history: progress until both models have a champion."""
+    from stack import first_hour
+
+    if first_hour.read_progress(cfg).trained:
+        return
+    print(f"up: the simulator produces {cfg.simulator_history_days} days of history; following it until the "
+          "models are trained (Ctrl-C stops following, never the stack)", flush=True)
+    try:
+        progress = first_hour.follow(cfg, FIRST_HOUR_WAIT_S)
+    except KeyboardInterrupt:
+        print("\nup: the stack keeps running; `lakehouse status` shows how far the history got")
+        return
+    if not progress.trained:
+        print(f"up: no champion after {FIRST_HOUR_WAIT_S // 60} min; the stack keeps going (`lakehouse status`)")
 
 
 def down(cfg: Settings) -> None:
@@ -105,6 +127,10 @@ def status(cfg: Settings) -> int:
                 restarts += f"; the watchdog gave up ({record.last_error or 'crashed too often'})"
         print(f"{service.name:<18} {state:<22} {service.endpoint()}{restarts}")
     print(f"{watchdog.NAME:<18} {'running' if sup.pid(watchdog.NAME) else 'stopped':<22} restarts crashed services")
+    if not unhealthy:
+        from stack import first_hour
+
+        print(f"{'pipeline':<18} {first_hour.read_progress(cfg).line()}")
     return 1 if unhealthy else 0
 
 

@@ -21,12 +21,14 @@ from deltalake import DeltaTable
 
 from analytics_defs.constants import (
     BRONZE_QUARANTINE_TABLE,
+    BRONZE_USER_EVENTS,
     BRONZE_USER_EVENTS_TABLE,
+    OUTSIDE_EVENT_DAYS_METADATA,
     SILVER_USER_EVENTS_TABLE,
     USER_FEATURES_TABLE,
 )
-from analytics_defs.partitions import WINDOW_MS
-from assets.bronze import bronze_landing
+from analytics_defs.partitions import WINDOW_MS, first_event_day
+from assets.bronze import WITHIN_EVENT_DAYS, bronze_landing
 from assets.features import user_features
 from assets.reconciliation import reconcile
 from assets.silver import silver_user_events
@@ -68,11 +70,18 @@ def week(lakehouse, kafka_bootstrap):
             for i in range(25)]
     day3 = (day2 + timedelta(days=1)).isoformat()
     copies = [(k, v) for k, v in messages if _valid(v) and _day(json.loads(v)) == day3][:40]
-    produce(kafka_bootstrap, [(e.key(), e.to_json()) for e in late] + copies)
+    # and a replay from before the first event day (conftest: 8 days back, no lookback): bronze only
+    replayed_day = first_event_day - timedelta(days=2)
+    replayed = [UserEvent(event_id=str(uuid.uuid4()), event_type="PAGE_VIEW", user_id=late_user,
+                          occurred_at=int(datetime.combine(replayed_day, datetime.min.time(), UTC).timestamp() * 1000) + i,
+                          session_id="s-replay", properties={"page": "/replay"})
+                for i in range(3)]
+    produce(kafka_bootstrap, [(e.key(), e.to_json()) for e in late + replayed] + copies)
     wait_until_closed()
     second = lakehouse.land_new_windows(now_ms)
     return {"start_ms": start_ms, "valid": valid, "late": late, "copies": copies, "day2": day2.isoformat(),
-            "first_windows": first, "second_windows": second}
+            "replayed": replayed, "replayed_day": replayed_day.isoformat(), "first_windows": first,
+            "second_windows": second}
 
 
 def _valid(value: bytes) -> bool:
@@ -232,6 +241,28 @@ def test_an_event_of_the_next_day_changes_nothing_in_a_days_features(lakehouse, 
     after = _table(lakehouse.path(USER_FEATURES_TABLE))
     after = after[after["feature_date"].astype(str) == day].sort_values("user_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_events_older_than_the_first_event_day_are_counted_and_shown_never_dropped_quietly(
+        lakehouse, week, refreshed, postgres_url):
+    """They land in bronze and reach no silver day: the landing's metadata and WARN check count them per
+    date, events_outside_partitions holds them for the dashboard, and the check says how to bring them in."""
+    day, n = week["replayed_day"], len(week["replayed"])
+    ids = {e.event_id for e in week["replayed"]}
+    assert len(_table(lakehouse.path(BRONZE_USER_EVENTS_TABLE), ["event_id"]).query("event_id in @ids")) == n
+    assert not _table(lakehouse.path(SILVER_USER_EVENTS_TABLE), ["event_id"])["event_id"].isin(ids).any()
+    assert day not in refreshed
+    records = lakehouse.instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(BRONZE_USER_EVENTS, WITHIN_EVENT_DAYS), limit=500)
+    evaluations = [r.event.dagster_event.event_specific_data for r in records if r.event and r.event.dagster_event]
+    warned = [e for e in evaluations if hasattr(e, "passed") and not e.passed]
+    assert len(warned) >= 1 and all(w.severity == dg.AssetCheckSeverity.WARN for w in warned)
+    meta = warned[0].metadata
+    assert meta[OUTSIDE_EVENT_DAYS_METADATA].value == {day: n} and meta["rows_outside"].value == n
+    assert "LAKEHOUSE_EVENT_LOOKBACK_DAYS" in meta["bring_them_in"].value
+    with psycopg.connect(postgres_url) as conn:
+        stored = conn.execute("SELECT sum(rows) FROM events_outside_partitions WHERE event_date = %s", (day,)).fetchone()[0]
+    assert stored == n
 
 
 # -------------------------------------------------------------------------------------- SQL models
