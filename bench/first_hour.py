@@ -28,6 +28,7 @@ from stack.first_hour import read_progress
 from tests.lakehouse_cli import LAKEHOUSE, cli_env, lakehouse
 
 POLL_S = 15.0
+USER_DEFAULTS = ("LAKEHOUSE_PARTITIONS_START", "LAKEHOUSE_EVENT_LOOKBACK_DAYS", "SPARK_DRIVER_MEMORY")
 
 
 def _stream(process: subprocess.Popen, started: float, lines: list[str]) -> None:
@@ -82,6 +83,8 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="lakehouse-first-hour-"))
     data_dir.chmod(0o755)
     env = cli_env(data_dir, SIMULATOR_ENABLED="1", SIMULATOR_HISTORY_DAYS=str(args.history_days))
+    for name in USER_DEFAULTS:  # what bench/__init__ and the tests set for themselves: a user sets none of it
+        env.pop(name, None)
     cfg = Settings.from_env(env)
     started = time.monotonic()
     up_lines: list[str] = []

@@ -25,7 +25,7 @@ alias does not flap; a clearly worse model (below champion - tolerance) is refus
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -145,10 +145,18 @@ def compare_anomaly(
     tolerance: float = ANOMALY_TOLERANCE,
     holdout_share: float = 0.2,
 ) -> PromotionDecision:
-    """Candidate vs champion anomaly model on the held-out users of `features` (the candidate's rule)."""
+    """Candidate vs champion anomaly model on the held-out users of `features` (the candidate's rule). A
+    trusted candidate (trained on a whole window of data) replaces a champion on probation whatever the
+    figures: only a trusted model raises alerts, and the deployment should not wait a night for one."""
     matrix = heldout_matrix(features, candidate.rule, holdout_share)
-    return decide(
+    decision = decide(
         ANOMALY_MODEL, ANOMALY_METRIC, anomaly_heldout_score(candidate, matrix),
         None if champion is None else anomaly_heldout_score(champion, matrix), tolerance,
         candidate_version=candidate.version, champion_version=None if champion is None else champion.version,
     )
+    if champion is not None and not champion.trusted and candidate.trusted and not decision.promote \
+            and not math.isnan(decision.candidate_value):
+        decision = replace(decision, promote=True, reason=(
+            f"the champion is on probation (trained on {champion.history_days:.1f} days of data) and the candidate "
+            f"is trusted; {decision.reason}"))
+    return decision

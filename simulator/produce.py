@@ -197,10 +197,9 @@ def run(
                 produced += 1
                 if produced % POLL_EVERY == 0:
                     producer.poll(0)
-            if pace is not None:
-                ahead = produced / pace - (time.perf_counter() - started)
-                if ahead > 0:
-                    producer.poll(ahead)
+            if pace is not None:  # poll() returns at the first delivery report: wait out the rest
+                while (ahead := produced / pace - (time.perf_counter() - started)) > 0:
+                    producer.poll(min(ahead, 0.1))
             produce_s += time.perf_counter() - t1
     finally:
         t2 = time.perf_counter()

@@ -83,8 +83,8 @@ def read_progress(cfg: Settings) -> Progress:
         nodes = _graphql(cfg, _PARTITIONS, {"keys": [{"path": [SILVER]}, {"path": [FEATURES]}]}).get("assetNodes", [])
         for node in nodes:
             stats = node.get("partitionStats") or {}
-            progress.days[node["assetKey"]["path"][-1].split("_")[-1]] = (stats.get("numMaterialized", 0),
-                                                                          stats.get("numPartitions", 0))
+            name = "silver" if node["assetKey"]["path"][-1] == SILVER else "features"
+            progress.days[name] = (stats.get("numMaterialized", 0), stats.get("numPartitions", 0))
         runs = _graphql(cfg, _TRAINING, {"job": TRAINING_JOB}).get("runsOrError", {}).get("results", [])
         for run in runs:
             tags = {t["key"]: t["value"] for t in run.get("tags") or []}

@@ -80,3 +80,22 @@ def test_a_degenerate_anomaly_model_does_not_take_the_alias(run):
     assert 0.5 < refused.champion_value <= 1 and refused.candidate_value < refused.champion_value - 0.02
     retrained = anomaly.train_anomaly(run.features, seed=1)
     assert compare_anomaly(retrained, champion, run.features).promote  # a new seed is not "worse"
+
+
+def test_a_trusted_candidate_replaces_a_champion_on_probation(run):
+    """A champion trained on less than a whole window raises no alert: a trusted candidate takes over even
+    when its held-out figure is lower; the other way round, the figures decide as always."""
+    trusted = anomaly.train_anomaly(run.features)
+    on_probation = anomaly.train_anomaly(run.features, seed=1)
+    on_probation.history_days = 3.0
+
+    def degenerate(history_days):
+        return anomaly.AnomalyModel(anomaly.build_pipeline(n_estimators=5, max_samples=4).fit(
+            shuffled_copy(feature_matrix(eligible(run.features)), seed=2)), trusted.threshold,
+            history_days=history_days)
+
+    takes_over = compare_anomaly(degenerate(7.0), on_probation, run.features)
+    assert takes_over.promote and "on probation" in takes_over.reason
+    assert takes_over.candidate_value < takes_over.champion_value - 0.02
+    assert not compare_anomaly(degenerate(3.0), trusted, run.features).promote
+    assert not compare_anomaly(degenerate(3.0), on_probation, run.features).promote
