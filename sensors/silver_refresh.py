@@ -7,8 +7,10 @@ SQL models of the refreshed days follow by their automation conditions.
 
 Rate limits, so refreshes never pile up: a date with a silver run queued or running waits (and is kept);
 a date refreshed less than SILVER_REFRESH_INTERVAL_S ago waits (today's silver is refreshed at most that
-often while events keep arriving); at most MAX_REQUESTS_PER_TICK dates per tick, oldest first. A date
-outside the event-day partitions (older than the lookback, or in the future) is dropped and reported.
+often while events keep arriving); while landing runs are queued (a backlog: history or a replay
+still arriving), dates before today wait for the rest of their rows instead of being rebuilt once per
+window; at most MAX_REQUESTS_PER_TICK dates per tick, oldest first. A date outside the event-day
+partitions (older than the lookback) is dropped and reported (bronze counts it too).
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from analytics_defs.constants import BRONZE_USER_EVENTS, EVENT_DATES_METADATA, SILVER_REFRESH_JOB
+from analytics_defs.constants import (
+    BRONZE_LANDING_JOB,
+    BRONZE_USER_EVENTS,
+    EVENT_DATES_METADATA,
+    SILVER_REFRESH_JOB,
+)
 from analytics_defs.partitions import event_days
 from settings import current
 
@@ -59,12 +66,15 @@ def plan_refreshes(
     now: float,
     interval_s: float,
     max_requests: int = MAX_REQUESTS_PER_TICK,
+    backlog_before: str | None = None,
 ) -> RefreshPlan:
-    """Which pending dates to refresh now (oldest first), which wait, which are outside the partitions."""
+    """Which pending dates to refresh now (oldest first), which wait, which are outside the partitions.
+    `backlog_before`: landing runs are queued, so dates before this one (today) wait for the rest."""
     dropped = sorted(d for d in pending if d not in valid)
     requests, waiting = [], []
     for day in sorted(pending - set(dropped)):
-        if day in in_flight or now - requested_at.get(day, float("-inf")) < interval_s or len(requests) >= max_requests:
+        if (day in in_flight or now - requested_at.get(day, float("-inf")) < interval_s
+                or len(requests) >= max_requests or (backlog_before is not None and day < backlog_before)):
             waiting.append(day)
         else:
             requests.append(day)
@@ -102,8 +112,12 @@ def silver_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=SILVER_REFRESH_JOB, statuses=IN_FLIGHT))
     in_flight = {run.tags.get("dagster/partition") for run in runs}
     now = time.time()
+    queued = context.instance.get_runs_count(filters=dg.RunsFilter(job_name=BRONZE_LANDING_JOB,
+                                                                   statuses=[dg.DagsterRunStatus.QUEUED]))
+    today = time.strftime("%Y-%m-%d", time.gmtime(now))
     plan = plan_refreshes(set(cursor.pending) | dates, set(event_days.get_partition_keys()), in_flight,
-                          cursor.requested_at, now, current().silver_refresh_interval_s)
+                          cursor.requested_at, now, current().silver_refresh_interval_s,
+                          backlog_before=today if queued else None)
     if plan.dropped:
         context.log.warning(f"bronze landed events of dates outside the event-day partitions: {plan.dropped}; "
                             "set LAKEHOUSE_EVENT_LOOKBACK_DAYS (or LAKEHOUSE_PARTITIONS_START) to include them")
@@ -115,5 +129,7 @@ def silver_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     requests = [dg.RunRequest(run_key=f"silver-{day}-{int(now)}", partition_key=day) for day in plan.requests]
     if not requests:
         reason = f"{len(plan.waiting)} dates waiting" if plan.waiting else "no new bronze landings"
+        if queued and plan.waiting:
+            reason += f" ({queued} landing runs queued: days before today wait for the rest of their rows)"
         return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor.dump())
     return dg.SensorResult(run_requests=requests, cursor=cursor.dump())

@@ -58,3 +58,11 @@ def test_landing_gaps_sensor_requests_a_failed_window_once_against_a_real_instan
         with dg.build_sensor_context(instance=instance) as context:
             result = landing_gaps_sensor(context)
     assert [(r.partition_key, r.run_key) for r in result.run_requests] == [("2026-11-26-10:01", "2026-11-26-10:01:after:r1")]
+
+
+def test_a_landing_backlog_holds_the_days_before_today():
+    """History or a replay still landing: the older days would be rebuilt once per window; they wait, today not."""
+    plan = plan_refreshes({"2026-11-20", "2026-11-26"}, VALID, set(), {}, now=1000, interval_s=300,
+                          backlog_before="2026-11-26")
+    assert plan.requests == ["2026-11-26"] and plan.waiting == ["2026-11-20"]
+    assert plan_refreshes({"2026-11-20"}, VALID, set(), {}, now=1000, interval_s=300).requests == ["2026-11-20"]
