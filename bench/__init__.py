@@ -10,3 +10,4 @@ from datetime import UTC, datetime, timedelta
 
 os.environ.setdefault("LAKEHOUSE_PARTITIONS_START", (datetime.now(UTC) - timedelta(days=8)).strftime("%Y-%m-%d-00:00"))
 os.environ.setdefault("LAKEHOUSE_EVENT_LOOKBACK_DAYS", "0")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # as the stack sets it (settings.service_env)

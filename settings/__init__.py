@@ -449,6 +449,9 @@ class Settings(BaseSettings):
             "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
             "DAGSTER_HOME": str(self.dagster_home),
             "LAKEHOUSE_JVM_LIB_DIR": str(self.jvm_lib_dir),
+            # MLflow's telemetry client unsets its session variable from a thread while a request reads it
+            # (a training run failed with KeyError '_MLFLOW_TELEMETRY_SESSION_ID'); nothing is sent from here
+            "MLFLOW_DISABLE_TELEMETRY": "true",
         }
         if self.spark_master:
             env["SPARK_MASTER"] = self.spark_master

@@ -29,6 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     start = (datetime.now(UTC) - timedelta(days=8)).strftime("%Y-%m-%d-00:00")
     os.environ.setdefault("LAKEHOUSE_PARTITIONS_START", start)
     os.environ.setdefault("LAKEHOUSE_EVENT_LOOKBACK_DAYS", "0")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # as the stack's processes (settings.service_env)
 
     # A SIGTERM (CI timeout or cancel) unwinds like Ctrl-C: pytest then runs the fixture teardowns
     # that stop the services this session started.
