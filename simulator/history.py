@@ -52,10 +52,15 @@ class HistoryState:
     skipped: str | None = None  # why no history was produced (a population that existed before)
 
     @property
+    def span_days(self) -> float:
+        """The days the history covers: `days` whole days and today up to its start."""
+        return (self.end_ms - self.start_ms) / DAY_MS
+
+    @property
     def days_produced(self) -> float:
         if self.done:
-            return float(self.days)
-        return max(0.0, ((self.reached_ms or self.start_ms) - self.start_ms) / DAY_MS)
+            return self.span_days
+        return min(self.span_days, max(0.0, ((self.reached_ms or self.start_ms) - self.start_ms) / DAY_MS))
 
 
 def state_path(simulator_dir: Path) -> Path:
@@ -117,7 +122,7 @@ def produce_history(
     def checkpoint(position: int, reached_ms: int | None) -> None:
         state.delivered, state.reached_ms = position, reached_ms
         write_state(path, state)
-        log.info("history: %.1f of %d days produced (%d messages)", state.days_produced, state.days, position)
+        log.info("history: %.1f of %.1f days produced (%d messages)", state.days_produced, state.span_days, position)
 
     summary = run(config, producer, stop=stop, store=store, continue_population=False, pace=pace,
                   resume_after=state.delivered, checkpoint=checkpoint)

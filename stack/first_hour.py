@@ -51,7 +51,7 @@ class Progress:
         parts = []
         h = self.history
         if h is not None and h.skipped is None:
-            parts.append(f"history {h.days_produced:.1f}/{h.days} days produced ({h.delivered:,} events)")
+            parts.append(f"history {h.days_produced:.1f}/{h.span_days:.1f} days produced ({h.delivered:,} events)")
         if self.landed is not None:
             parts.append(f"{self.landed:,} events landed")
         for name, (done, total) in self.days.items():
