@@ -226,4 +226,4 @@ def test_the_training_sensor_asks_for_the_last_closed_days_and_they_train_on_the
             assert meta["feature_date"].value == day and meta["history_days"].value > 6.99
     with dg.build_sensor_context(instance=lakehouse.instance) as context:
         done = model_training_sensor(context)
-    assert not done.run_requests and "every recent closed day" in done.skip_message
+    assert not done.run_requests and "every recent closed day" in done.skip_reason.skip_message
