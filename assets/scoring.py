@@ -133,11 +133,8 @@ def behavior_anomaly_scores(context: dg.AssetExecutionContext, mlflow: MLflowRes
                                     scoring.table_rows(scores, scoring.ANOMALY_SCORE_COLUMNS), scoring.ANOMALY_SCORE_KEY)
     alerts = scoring.anomaly_alerts(scores, day, int(time.time() * 1000))
     sent = _publish(kafka, SECURITY_ALERTS, [(a["alert_id"].encode(), scoring.message_value(a)) for a in alerts])
-    as_of = features["as_of"].max() if "as_of" in features and len(features) else None
     with postgres.connection() as conn:
-        conn.execute(scoring.SCORING_RUN_SQL, scoring.scoring_run_row(
-            budget, day, ANOMALY_MODEL, model, None if as_of is None else pd.Timestamp(as_of).to_pydatetime(),
-            context.run_id))
+        conn.execute(scoring.SCORING_RUN_SQL, scoring.scoring_run_row(budget, day, model, features, context.run_id))
     if budget.capped:
         context.log.warning(budget.reason)
     return dg.MaterializeResult(metadata={

@@ -167,13 +167,16 @@ SCORING_RUN_SQL = (f"INSERT INTO ml_scoring_runs ({', '.join(SCORING_RUN_COLUMNS
                    f"VALUES ({', '.join(f'%({c})s' for c in SCORING_RUN_COLUMNS)})")
 
 
-def scoring_run_row(budget: AlertBudget, scored_date: date, model_name: str, model: AnomalyModel,
-                    as_of: datetime | None, run_id: str | None) -> dict[str, object]:
-    return {"scored_date": scored_date, "model_name": model_name, "model_version": _version(model),
-            "as_of": as_of, "trusted": budget.trusted, "history_days": float(model.history_days),
-            "eligible_users": budget.eligible, "past_threshold": budget.past_threshold,
-            "alerted_users": budget.alerted, "new_alerts": budget.new, "budget": budget.budget,
-            "capped": budget.capped, "threshold": float(model.threshold.chosen), "dagster_run_id": run_id}
+def scoring_run_row(budget: AlertBudget, scored_date: date, model: AnomalyModel, features: pd.DataFrame,
+                    run_id: str | None) -> dict[str, object]:
+    """The ml_scoring_runs row of one scoring of `features` (their `as_of`: where the window ended)."""
+    as_of = features["as_of"].max() if "as_of" in features and len(features) else None
+    return {"scored_date": scored_date, "model_name": ANOMALY_MODEL, "model_version": _version(model),
+            "as_of": None if as_of is None else pd.Timestamp(as_of).to_pydatetime(), "trusted": budget.trusted,
+            "history_days": float(model.history_days), "eligible_users": budget.eligible,
+            "past_threshold": budget.past_threshold, "alerted_users": budget.alerted, "new_alerts": budget.new,
+            "budget": budget.budget, "capped": budget.capped, "threshold": float(model.threshold.chosen),
+            "dagster_run_id": run_id}
 
 
 def table_rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple]:

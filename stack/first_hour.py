@@ -43,10 +43,6 @@ class Progress:
     def trained(self) -> bool:
         return bool(self.champions) and all(self.champions.values())
 
-    @property
-    def history_done(self) -> bool:
-        return self.history is None or self.history.done or self.history.skipped is not None
-
     def line(self) -> str:
         parts = []
         h = self.history

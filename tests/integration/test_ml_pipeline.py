@@ -135,13 +135,18 @@ def test_scores_segments_alerts_and_insights_are_published(ml, scored, postgres_
                                 "WHERE scored_date = %s", (day,)).fetchone()
         scores = conn.execute("SELECT count(*), count(*) FILTER (WHERE is_anomaly) FROM user_anomaly_scores "
                               "WHERE scored_date = %s", (day,)).fetchone()
+        # what PostgreSQL holds of the budget: who was alerted, and the scores on both sides of the cut
+        alerted, lowest_alerted, highest_passed_over = conn.execute(
+            "SELECT count(*) FILTER (WHERE alerted), min(score) FILTER (WHERE alerted), "
+            "max(score) FILTER (WHERE is_anomaly AND NOT alerted) FROM user_anomaly_scores WHERE scored_date = %s",
+            (day,)).fetchone()
     assert 0 < segments[0] <= len(features) and segments[1] >= 2
     assert scores[0] == segments[0] and scores[1] >= 1
+    assert 1 <= alerted <= min(scores[1], int(0.01 * scores[0]))  # the budget: 1% of the eligible users
+    assert highest_passed_over is None or lowest_alerted >= highest_passed_over  # highest scores first
     meta = scored.asset_materializations_for_node("behavior_anomaly_scores")[0].metadata
-    alerted = meta["alerted_users"].value
-    assert meta["trusted"].value is True and meta["eligible_users"].value == scores[0]
-    assert 1 <= alerted == meta["alerts_sent"].value <= meta["alert_budget"].value == int(0.01 * scores[0])
-    assert meta["past_threshold"].value == scores[1] and meta["capped"].value == max(0, scores[1] - alerted)
+    assert meta["trusted"].value is True and meta["alerts_sent"].value == alerted
+    assert meta["capped"].value == scores[1] - alerted
     on_topic = [a for a in _topic(kafka_bootstrap, SECURITY_ALERTS) if a.get("source") == "ml_anomaly"]
     assert len({a["alert_id"] for a in on_topic}) == alerted
     deadline = time.time() + 60
